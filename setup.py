@@ -1,0 +1,36 @@
+"""pip install of the visio_memoria Python package and the ``visio-memoria`` CLI.
+
+The ROS interfaces (``visio_memoria.msg``/``.srv``) and node executables are built by colcon
+from CMakeLists.txt; this file serves plain-Python use (CLI, benchmarks, the labelling page).
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="visio-memoria",
+    version="0.1.0",
+    description="See people, remember them and greet them by name (ROS 2 perception).",
+    license="Apache-2.0",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy",
+        "opencv-python-headless<5",
+        "pyyaml",
+        "scipy",
+        "scikit-learn",
+        "faiss-cpu",
+        "supervision",
+        "tqdm",
+    ],
+    extras_require={
+        "torch": ["torch", "torchvision"],
+        "mtcnn": ["facenet-pytorch"],
+        "dlib": ["dlib-bin", "face_recognition_models"],
+        "dinov3": ["torch", "transformers"],
+        "yolo": ["ultralytics"],
+        "ui": ["streamlit"],
+    },
+    entry_points={"console_scripts": ["visio-memoria=visio_memoria_ros.cli:main"]},
+)

@@ -1,0 +1,5 @@
+"""activity_node parameters."""
+
+from .spec import ParamSpec
+
+PARAMS: list[ParamSpec] = []

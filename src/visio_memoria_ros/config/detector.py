@@ -1,0 +1,5 @@
+"""detector_node parameters."""
+
+from .spec import ParamSpec
+
+PARAMS: list[ParamSpec] = []

@@ -1,0 +1,5 @@
+"""embedding_node parameters."""
+
+from .spec import ParamSpec
+
+PARAMS: list[ParamSpec] = []

@@ -1,0 +1,5 @@
+"""identity_node parameters."""
+
+from .spec import ParamSpec
+
+PARAMS: list[ParamSpec] = []

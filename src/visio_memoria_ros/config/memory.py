@@ -1,0 +1,5 @@
+"""memory_node parameters."""
+
+from .spec import ParamSpec
+
+PARAMS: list[ParamSpec] = []

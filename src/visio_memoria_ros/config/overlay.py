@@ -1,0 +1,5 @@
+"""overlay_node parameters."""
+
+from .spec import ParamSpec
+
+PARAMS: list[ParamSpec] = []

@@ -1,0 +1,1 @@
+"""Shared dataclasses and image helpers: the ground floor, imports nothing of ours."""
