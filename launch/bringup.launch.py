@@ -1,0 +1,97 @@
+"""Start the whole visio_memoria graph: camera, detector, embedder, identity, memory, activity,
+overlay, each as its own process, configured by one parameters file.
+
+    ros2 launch visio_memoria bringup.launch.py
+    ros2 launch visio_memoria bringup.launch.py image_topic:=/camera/color/image_raw \
+        start_camera:=false namespace:=robot1 params_file:=/path/to/my.yaml
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchDescription
+
+PACKAGE = "visio_memoria"
+
+
+def generate_launch_description():
+    """Declare the arguments and the seven nodes."""
+    share = get_package_share_directory(PACKAGE)
+    namespace = LaunchConfiguration("namespace")
+    params_file = LaunchConfiguration("params_file")
+    use_sim_time = LaunchConfiguration("use_sim_time")
+    image_topic = LaunchConfiguration("image_topic")
+    log_level = LaunchConfiguration("log_level")
+
+    arguments = [
+        DeclareLaunchArgument(
+            "namespace", default_value="", description="Namespace of every node and topic."
+        ),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=os.path.join(share, "config", "visio_memoria.yaml"),
+            description="Parameters of every node (see config/visio_memoria.yaml).",
+        ),
+        DeclareLaunchArgument(
+            "use_sim_time",
+            default_value="false",
+            description="Use /clock (bag replay, simulation).",
+        ),
+        DeclareLaunchArgument(
+            "image_topic",
+            default_value="image_raw",
+            description="Camera image topic the detector and overlay read.",
+        ),
+        DeclareLaunchArgument(
+            "start_camera",
+            default_value="true",
+            description="Start camera_node (false when a driver publishes image_topic).",
+        ),
+        DeclareLaunchArgument(
+            "start_overlay",
+            default_value="true",
+            description="Start overlay_node (annotated image for rviz).",
+        ),
+        DeclareLaunchArgument(
+            "log_level", default_value="info", description="Log level of every node."
+        ),
+    ]
+
+    def node(executable, remappings=(), condition=None):
+        return Node(
+            package=PACKAGE,
+            executable=executable,
+            name=executable,
+            namespace=namespace,
+            parameters=[params_file, {"use_sim_time": use_sim_time}],
+            remappings=list(remappings),
+            arguments=["--ros-args", "--log-level", log_level],
+            output="screen",
+            respawn=True,
+            respawn_delay=2.0,
+            condition=condition,
+        )
+
+    nodes = [
+        node(
+            "camera_node",
+            [("image_raw", image_topic)],
+            condition=IfCondition(LaunchConfiguration("start_camera")),
+        ),
+        node("detector_node", [("image_raw", image_topic)]),
+        node("embedding_node"),
+        node("identity_node"),
+        node("memory_node"),
+        node("activity_node"),
+        node(
+            "overlay_node",
+            [("image_raw", image_topic)],
+            condition=IfCondition(LaunchConfiguration("start_overlay")),
+        ),
+    ]
+    return LaunchDescription(arguments + nodes)

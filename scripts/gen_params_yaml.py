@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Write config/visio_memoria.yaml from the parameter specs (descriptions become comments).
+
+python scripts/gen_params_yaml.py            # rewrite the file
+python scripts/gen_params_yaml.py --check    # exit 1 when the file is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from visio_memoria_ros.config import NODE_PARAMS  # noqa: E402
+
+HEADER = """\
+# visio_memoria: every parameter of every node, with its default and what it does.
+# Pass another copy with `ros2 launch visio_memoria bringup.launch.py params_file:=my.yaml`;
+# the CLI reads the same file with `visio-memoria --config my.yaml ...`.
+# Parameters marked [read-only] take effect at start; the others can be changed at run time
+# with `ros2 param set /<node> <name> <value>` and are validated (a bad value is refused).
+# Generated from src/visio_memoria_ros/config/*.py by scripts/gen_params_yaml.py; keep the two
+# in step (the tests check it).
+"""
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (int, str, list)):
+        return json.dumps(value, ensure_ascii=False)
+    raise TypeError(f"unsupported parameter type {type(value).__name__}")
+
+
+def render() -> str:
+    """The YAML text for the current specs."""
+    out = [HEADER]
+    for node, specs in NODE_PARAMS.items():
+        out.append(f"{node}:\n  ros__parameters:\n")
+        for spec in specs:
+            desc = spec.description
+            bounds = []
+            if spec.min is not None or spec.max is not None:
+                bounds.append(f"range [{spec.min}, {spec.max}]")
+            if spec.choices:
+                bounds.append("one of: " + ", ".join(spec.choices))
+            if spec.read_only:
+                bounds.append("read-only")
+            if bounds:
+                desc += " [" + "; ".join(bounds) + "]"
+            for line in textwrap.wrap(desc, width=92):
+                out.append(f"    # {line}\n")
+            out.append(f"    {spec.name}: {_literal(spec.default)}\n")
+        out.append("\n")
+    return "".join(out).rstrip() + "\n"
+
+
+def main() -> int:
+    """Write or check the file."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true")
+    parser.add_argument("--path", type=Path, default=ROOT / "config" / "visio_memoria.yaml")
+    args = parser.parse_args()
+    text = render()
+    if args.check:
+        current = args.path.read_text(encoding="utf-8") if args.path.exists() else ""
+        if current != text:
+            print(f"{args.path} is out of date: run python scripts/gen_params_yaml.py")
+            return 1
+        return 0
+    args.path.write_text(text, encoding="utf-8")
+    print(f"wrote {args.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
