@@ -1,125 +1,20 @@
-"""Start node executables as separate processes, as ``ros2 launch`` would, and talk to them.
+"""The test side of the DDS harness: the test's own node, spun until discovery or data arrive.
 
-Every process gets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and this session's ROS_DOMAIN_ID;
-waits are on discovery (matched publishers/subscriptions, service readiness), never fixed
-sleeps; everything started is stopped at teardown, also when the test failed.
+Node processes are started with ``visio_memoria_ros.nodes.processes.NodeProcess`` (the same
+launcher the demo uses): every process gets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and this
+session's ROS_DOMAIN_ID; waits are on discovery (matched publishers/subscriptions, service
+readiness), never fixed sleeps; everything started is stopped at teardown.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-INSTALL_LIB = REPO / "install" / "visio_memoria" / "lib" / "visio_memoria"
-PARAMS_FILE = REPO / "config" / "visio_memoria.yaml"
+from visio_memoria_ros.nodes.processes import NodeProcess, check_local_discovery
 
-
-def check_local_discovery() -> None:
-    """Refuse to go on unless DDS discovery is pinned to this machine."""
-    if os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") != "LOCALHOST":
-        raise RuntimeError("ROS_AUTOMATIC_DISCOVERY_RANGE must be LOCALHOST before rclpy.init")
-    if not os.environ.get("ROS_DOMAIN_ID", "").isdigit():
-        raise RuntimeError("ROS_DOMAIN_ID must be set to this session's own domain")
-
-
-def node_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a node process: ours plus local-only discovery."""
-    check_local_discovery()
-    env = dict(os.environ)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra or {})
-    return env
-
-
-class NodeProcess:
-    """One node executable running as a child process, its output captured to a log file."""
-
-    def __init__(
-        self,
-        executable: str | Sequence[str],
-        log_dir: Path,
-        params: dict[str, Any] | None = None,
-        remap: dict[str, str] | None = None,
-        params_file: Path | None = None,
-        name: str | None = None,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        if isinstance(executable, str):
-            path = INSTALL_LIB / executable
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} is not installed; run `make build` first")
-            cmd = [str(path)]
-            self.name = name or executable
-        else:
-            cmd = list(executable)
-            self.name = name or Path(cmd[-1]).stem
-        cmd += ["--ros-args"]
-        if params_file is not None:
-            cmd += ["--params-file", str(params_file)]
-        for key, value in (params or {}).items():
-            cmd += ["-p", f"{key}:={_param_literal(value)}"]
-        for src, dst in (remap or {}).items():
-            cmd += ["-r", f"{src}:={dst}"]
-        self.cmd = cmd
-        self.log_path = log_dir / f"{self.name}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            cmd,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=node_env(env),
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        """True while the process runs."""
-        return self.proc.poll() is None
-
-    def wait(self, timeout: float) -> int:
-        """Wait for the process to exit; return its exit code."""
-        return self.proc.wait(timeout=timeout)
-
-    def signal(self, sig: int) -> None:
-        """Send ``sig`` to the process group."""
-        if self.alive():
-            os.killpg(self.proc.pid, sig)
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGINT, then SIGTERM, then SIGKILL; return the exit code."""
-        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            if not self.alive():
-                break
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
-        self._log.close()
-        return self.proc.poll()
-
-    def output(self) -> str:
-        """Everything the process printed so far."""
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-
-def _param_literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value if value else "''"
-    return repr(value)
+__all__ = ["NodeProcess", "RosTestNode", "check_local_discovery"]
 
 
 class RosTestNode:
