@@ -1,0 +1,361 @@
+"""memory_node: the one writer of the memory store; visits, unknowns and the labelling services.
+
+Subscribes ``identities`` and ``activities``; records visits of known persons and the unknown
+faces (embedding + crop) that the identity node marks as new evidence; answers the labelling
+and management services under ``visio_memoria/``; publishes ``memory/events`` (latched) after
+every change of the gallery, also changes made by another process (the labelling page), so
+identity_node reloads without a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from visio_memoria.msg import (
+    ActivityArray,
+    IdentityArray,
+    MemoryEvent,
+    PersonInfo,
+    UnknownCluster,
+    Visit,
+)
+from visio_memoria.srv import (
+    DiscardUnknowns,
+    ForgetPerson,
+    LabelUnknown,
+    ListPersons,
+    ListUnknownClusters,
+    ListVisits,
+    MergePersons,
+    NotThisPerson,
+    RenamePerson,
+    SetNeverRemember,
+    SplitPerson,
+)
+
+from ..config import memory as memory_params
+from ..core.types import Status
+from ..memory import (
+    STORE_ERRORS,
+    OptedOutError,
+    SQLiteStore,
+    StoreUnavailable,
+)
+from .common import LATCHED_QOS, RELIABLE_QOS, VisioNode, run_node, s_to_stamp, stamp_to_s
+from .convert import identity_from_msg
+from .images import ImageConverter, rgb_to_msg
+
+#: How often one person's open visit is written while they stay in view [s].
+VISIT_WRITE_INTERVAL = 1.0
+
+
+class MemoryNode(VisioNode):
+    """Adapter between the identity/activity topics, the services and the SQLite store."""
+
+    def __init__(self) -> None:
+        super().__init__("memory_node", memory_params.PARAMS)
+        self._store = SQLiteStore.from_params(self.params)
+        log = self.get_logger()
+        stats = self._store.stats()
+        log.info(
+            f"memory at {self._store.path}: {stats.num_persons} persons, "
+            f"{stats.num_embeddings} embeddings, {stats.num_unknowns} unknown faces in "
+            f"{stats.num_clusters} clusters, {stats.num_visits} visits"
+            + ("" if stats.writable else " (READ-ONLY: nothing new is stored)")
+            + (" (encrypted)" if stats.encrypted else "")
+        )
+        self._converter = ImageConverter()
+        self._lock = threading.Lock()
+        self._activity_by_face: dict[int, str] = {}
+        self._last_visit_write: dict[int, float] = {}
+        self._start_stamp = f"{self.now_s():.0f}"
+        self._published_revision = -1
+
+        self._events = self.create_publisher(MemoryEvent, "memory/events", LATCHED_QOS)
+        self.create_subscription(IdentityArray, "identities", self._on_identities, RELIABLE_QOS)
+        self.create_subscription(ActivityArray, "activities", self._on_activities, RELIABLE_QOS)
+
+        services: list[tuple[Any, str, Callable[[Any, Any], Any]]] = [
+            (LabelUnknown, "label_unknown", self._label_unknown),
+            (RenamePerson, "rename_person", self._rename_person),
+            (MergePersons, "merge_persons", self._merge_persons),
+            (NotThisPerson, "not_this_person", self._not_this_person),
+            (SplitPerson, "split_person", self._split_person),
+            (ForgetPerson, "forget_person", self._forget_person),
+            (DiscardUnknowns, "discard_unknowns", self._discard_unknowns),
+            (SetNeverRemember, "set_never_remember", self._set_never_remember),
+            (ListPersons, "list_persons", self._list_persons),
+            (ListUnknownClusters, "list_unknown_clusters", self._list_clusters),
+            (ListVisits, "list_visits", self._list_visits),
+        ]
+        for srv_type, name, handler in services:
+            self.create_service(srv_type, f"visio_memoria/{name}", self._guard(name, handler))
+
+        self._publish_event(
+            "started", [], f"memory_node started at revision {self._store.revision}", force=True
+        )
+        self.create_timer(1.0, self._poll_revision)
+        self.create_timer(5.0, self._close_stale_visits)
+        slow = MutuallyExclusiveCallbackGroup()
+        self.create_timer(self.params["recluster_period"], self._recluster, callback_group=slow)
+        self.create_timer(self.params["purge_period"], self._purge, callback_group=slow)
+        self._close_stale_visits()
+
+    # -- topics ------------------------------------------------------------------------------
+    def _on_activities(self, msg: ActivityArray) -> None:
+        with self._lock:
+            for a in msg.activities:
+                if a.face_track_id >= 0 and a.activity:
+                    self._activity_by_face[int(a.face_track_id)] = a.activity
+            if len(self._activity_by_face) > 1000:
+                self._activity_by_face.clear()
+
+    def _on_identities(self, msg: IdentityArray) -> None:
+        t = stamp_to_s(msg.header.stamp)
+        location = msg.header.frame_id
+        for ident in msg.identities:
+            try:
+                self._record(ident, t, location)
+            except OptedOutError:
+                continue
+            except StoreUnavailable as exc:
+                self.get_logger().error(f"cannot store: {exc}", throttle_duration_sec=10.0)
+            except Exception as exc:  # one bad identity must not stop the others
+                self.get_logger().error(
+                    f"dropped identity of track {ident.track_id}: {type(exc).__name__}: {exc}",
+                    throttle_duration_sec=5.0,
+                )
+
+    def _record(self, ident: Any, t: float, location: str) -> None:
+        status = int(ident.status)
+        if status == Status.KNOWN and ident.person_id >= 0:
+            pid = int(ident.person_id)
+            with self._lock:
+                last = self._last_visit_write.get(pid, -1e18)
+                if t - last < VISIT_WRITE_INTERVAL:
+                    return
+                self._last_visit_write[pid] = t
+                activity = self._activity_by_face.get(int(ident.track_id), "")
+            self._store.open_or_extend_visit(pid, t, location=location, activity=activity)
+        elif status == Status.UNKNOWN and ident.new_evidence and len(ident.embedding):
+            decision = identity_from_msg(ident, self._converter)
+            self._store.add_unknown(
+                decision.embedding,
+                decision.embedder,
+                crop=decision.crop,
+                quality=decision.quality,
+                t=t,
+                track_key=f"{location}:{decision.track_id}:{self._start_stamp}",
+            )
+
+    # -- events --------------------------------------------------------------------------------
+    def _publish_event(
+        self, kind: str, person_ids: list[int], message: str, force: bool = False
+    ) -> None:
+        revision = self._store.revision
+        if not force and revision == self._published_revision:
+            return
+        self._published_revision = revision
+        self._events.publish(
+            MemoryEvent(
+                stamp=self.get_clock().now().to_msg(),
+                revision=int(revision),
+                kind=kind,
+                person_ids=[int(p) for p in person_ids],
+                message=message,
+            )
+        )
+
+    def _poll_revision(self) -> None:
+        """Publish changes made by anyone (services, the labelling page, the CLI)."""
+        try:
+            revision = self._store.revision
+            if revision == self._published_revision:
+                return
+            events = self._store.events_since(max(self._published_revision, 0))
+        except Exception as exc:
+            self.get_logger().error(f"cannot read the store: {exc}", throttle_duration_sec=30.0)
+            return
+        last = events[-1] if events else None
+        kind = last.kind if last else "changed"
+        pids = sorted({p for e in events for p in e.person_ids})
+        self._publish_event(kind, pids, last.message if last else f"revision {revision}")
+
+    # -- timers --------------------------------------------------------------------------------
+    def _close_stale_visits(self) -> None:
+        try:
+            closed = self._store.close_stale_visits(self.now_s())
+        except STORE_ERRORS as exc:
+            self.get_logger().warning(f"cannot close visits: {exc}", throttle_duration_sec=60.0)
+            return
+        for visit in closed or []:
+            self.get_logger().info(f"visit of {visit.name} (person {visit.person_id}) ended")
+
+    def _recluster(self) -> None:
+        try:
+            changed = self._store.recluster()
+        except STORE_ERRORS as exc:
+            self.get_logger().warning(f"re-clustering skipped: {exc}", throttle_duration_sec=60.0)
+            return
+        if changed:
+            self.get_logger().info(f"re-clustered unknown faces: {changed} changed")
+
+    def _purge(self) -> None:
+        try:
+            report = self._store.purge(self.now_s())
+        except STORE_ERRORS as exc:
+            self.get_logger().warning(f"retention purge skipped: {exc}", throttle_duration_sec=60.0)
+            return
+        if report.num_unknowns or report.num_visits:
+            self.get_logger().info(
+                f"retention purge: {report.num_unknowns} unknown faces, "
+                f"{report.num_visits} visits removed"
+            )
+
+    # -- services ------------------------------------------------------------------------------
+    def _guard(self, name: str, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        """Answer refusals and failures with success=false and the reason; never raise."""
+
+        def call(request: Any, response: Any) -> Any:
+            try:
+                handler(request, response)
+                response.success = True
+            except STORE_ERRORS as exc:
+                response.success = False
+                response.message = str(exc)
+                self.get_logger().warning(f"{name} refused: {exc}")
+            except Exception as exc:
+                response.success = False
+                response.message = f"internal error: {type(exc).__name__}: {exc}"
+                self.get_logger().error(f"{name} failed: {response.message}")
+            else:
+                if not name.startswith("list_"):
+                    self._poll_revision()
+                    self.get_logger().info(f"{name}: {response.message}")
+            return response
+
+        return call
+
+    def _label_unknown(self, req: LabelUnknown.Request, resp: LabelUnknown.Response) -> None:
+        result = self._store.label(
+            cluster_id=req.cluster_id,
+            unknown_id=req.unknown_id,
+            name=req.name,
+            person_id=req.person_id,
+        )
+        resp.person_id = int(result.person_id)
+        resp.num_embeddings = int(result.num_embeddings)
+        what = f"cluster {req.cluster_id}" if req.cluster_id >= 0 else f"face {req.unknown_id}"
+        resp.message = (
+            f"{what} labelled {result.name!r} ({'new' if result.created else 'existing'}"
+            f" person {result.person_id}, {result.num_embeddings} faces)"
+        )
+
+    def _rename_person(self, req: RenamePerson.Request, resp: RenamePerson.Response) -> None:
+        person = self._store.rename_person(req.person_id, req.name)
+        resp.message = f"person {person.person_id} is now {person.name!r}"
+
+    def _merge_persons(self, req: MergePersons.Request, resp: MergePersons.Response) -> None:
+        moved = self._store.merge_persons(req.source_id, req.target_id)
+        resp.num_embeddings = int(moved)
+        resp.message = f"person {req.source_id} merged into {req.target_id} ({moved} faces)"
+
+    def _not_this_person(self, req: NotThisPerson.Request, resp: NotThisPerson.Response) -> None:
+        moved = self._store.not_this_person(
+            req.person_id, list(req.embedding_ids), req.unknown_cluster_id
+        )
+        resp.num_moved = int(moved)
+        resp.message = f"{moved} faces are not person {req.person_id}; they will not match again"
+
+    def _split_person(self, req: SplitPerson.Request, resp: SplitPerson.Response) -> None:
+        person = self._store.split_person(req.person_id, list(req.embedding_ids), req.new_name)
+        resp.new_person_id = int(person.person_id)
+        resp.message = f"{len(req.embedding_ids)} faces moved to new person {person.name!r}"
+
+    def _forget_person(self, req: ForgetPerson.Request, resp: ForgetPerson.Response) -> None:
+        self._store.forget_person(req.person_id)
+        with self._lock:
+            self._last_visit_write.pop(int(req.person_id), None)
+        resp.message = f"person {req.person_id} forgotten: faces, crops and visits deleted"
+
+    def _discard_unknowns(
+        self, req: DiscardUnknowns.Request, resp: DiscardUnknowns.Response
+    ) -> None:
+        ids = [req.unknown_id] if req.unknown_id >= 0 else []
+        n = self._store.discard_unknowns(
+            cluster_id=req.cluster_id, unknown_ids=ids, reason=req.reason
+        )
+        resp.num_discarded = int(n)
+        resp.message = f"{n} unknown faces discarded"
+
+    def _set_never_remember(
+        self, req: SetNeverRemember.Request, resp: SetNeverRemember.Response
+    ) -> None:
+        person = self._store.set_never_remember(req.person_id, req.never_remember)
+        resp.message = f"person {person.person_id} " + (
+            "will never be remembered" if person.never_remember else "may be remembered again"
+        )
+
+    def _list_persons(self, req: ListPersons.Request, resp: ListPersons.Response) -> None:
+        persons = self._store.list_persons(req.name_filter)
+        resp.persons = [
+            PersonInfo(
+                person_id=p.person_id,
+                name=p.name,
+                num_embeddings=p.num_embeddings,
+                num_visits=p.num_visits,
+                first_seen=s_to_stamp(p.first_seen),
+                last_seen=s_to_stamp(p.last_seen),
+                never_remember=p.never_remember,
+            )
+            for p in persons
+        ]
+        resp.message = f"{len(persons)} persons"
+
+    def _list_clusters(
+        self, req: ListUnknownClusters.Request, resp: ListUnknownClusters.Response
+    ) -> None:
+        clusters = self._store.list_clusters(
+            min_size=max(1, req.min_size), max_samples=req.max_samples
+        )
+        resp.clusters = [
+            UnknownCluster(
+                cluster_id=c.cluster_id,
+                size=c.size,
+                first_seen=s_to_stamp(c.first_seen),
+                last_seen=s_to_stamp(c.last_seen),
+                unknown_ids=list(c.unknown_ids),
+                sample_crops=[rgb_to_msg(crop) for crop in c.sample_crops],
+            )
+            for c in clusters
+        ]
+        resp.message = f"{len(clusters)} clusters"
+
+    def _list_visits(self, req: ListVisits.Request, resp: ListVisits.Response) -> None:
+        visits = self._store.list_visits(req.person_id, req.limit)
+        resp.visits = [
+            Visit(
+                visit_id=v.visit_id,
+                person_id=v.person_id,
+                name=v.name,
+                start=s_to_stamp(v.start),
+                end=s_to_stamp(v.end),
+                dominant_activity=v.dominant_activity,
+                location=v.location,
+                robot_id=v.robot_id,
+            )
+            for v in visits
+        ]
+        resp.message = f"{len(visits)} visits"
+
+    def close(self) -> None:
+        """Close the store (checkpoints the WAL)."""
+        self._store.close()
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of the memory_node executable."""
+    run_node(MemoryNode, args, threads=3)
