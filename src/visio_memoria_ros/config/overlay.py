@@ -21,8 +21,31 @@ PARAMS = [
     ParamSpec(
         "publish_markers",
         False,
-        "Also publish one text marker per identity (visualization_msgs/MarkerArray, positions "
-        "in image pixels) for rviz.",
+        "Also publish one text marker per identity on overlay/markers (visualization_msgs/"
+        "MarkerArray) for rviz. Without depth the markers lie on the image plane: in the image's "
+        "frame_id, x = u * marker_pixel_size, y = v * marker_pixel_size, z = 0 (u, v = pixel "
+        "column and row of the face box's top-centre; optical-frame axes, x right, y down).",
+        read_only=True,
+    ),
+    ParamSpec(
+        "marker_pixel_size",
+        0.001,
+        "Size of one image pixel [m] on the marker plane (see publish_markers); also scales the "
+        "marker text height.",
+        min=1e-6,
+        max=1.0,
+    ),
+    ParamSpec(
+        "output_encoding",
+        "rgb8",
+        "Encoding of overlay/image.",
+        choices=("rgb8", "bgr8"),
+    ),
+    ParamSpec(
+        "use_perception",
+        True,
+        "Subscribe to perception for person boxes (drawn when show_persons); false saves the "
+        "bandwidth of the crops Perception messages carry.",
         read_only=True,
     ),
 ]

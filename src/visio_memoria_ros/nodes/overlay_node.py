@@ -1,0 +1,256 @@
+"""overlay_node: the camera image with identities, activities and person boxes drawn on it.
+
+Subscribes ``image_raw`` (sensor_msgs/Image, sensor-data QoS), ``identities``
+(IdentityArray), ``activities`` (ActivityArray) and, when ``use_perception``, ``perception``
+(Perception, for person boxes), all results on reliable QoS. Publishes ``overlay/image``
+(sensor_msgs/Image, ``output_encoding``, sensor-data QoS, the source image's header) and, when
+``publish_markers``, ``overlay/markers`` (visualization_msgs/MarkerArray, reliable).
+
+Pairing: results are kept in short buffers by header stamp; each image is drawn with the
+identities, activities and persons whose stamp is closest to the image's, within ``max_age``
+seconds (each kind on its own). An image is drawn as soon as it arrives, so in a live pipeline
+the results it gets are those of a slightly older image (the pipeline's latency) unless they
+already arrived. Callbacks only store; drawing happens in a latest-image ``FrameWorker``.
+
+Markers: without depth a face has no 3-D position, so the text markers lie on the image plane:
+in the image's frame_id (optical axes: x right, y down, z forward), ``x = u * s``,
+``y = v * s``, ``z = 0`` where (u, v) is the top-centre of the face box [px] and ``s`` is
+``marker_pixel_size`` [m/px]; text height ``marker_scale(font_scale) * s``. Marker ids are the
+face track ids. Each array starts with a DELETEALL, so markers of tracks that left disappear;
+markers also expire after ``max(max_age, 0.5)`` seconds should the node stop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from builtin_interfaces.msg import Duration
+from sensor_msgs.msg import Image
+from std_msgs.msg import ColorRGBA, Header
+from visio_memoria.msg import ActivityArray, IdentityArray, Perception
+from visualization_msgs.msg import Marker, MarkerArray
+
+from ..config import overlay as overlay_params
+from ..core.types import IdentityDecision, PersonObservation, Status
+from ..overlay import (
+    MarkerSpec,
+    OverlayOptions,
+    activity_map,
+    draw_overlay,
+    identity_markers,
+    marker_scale,
+)
+from .common import (
+    RELIABLE_QOS,
+    SENSOR_QOS,
+    FrameWorker,
+    VisioNode,
+    run_node,
+    stamp_to_s,
+)
+from .images import ImageConverter, rgb_to_msg
+
+#: Results kept per kind (at 30 Hz about 3 s of history).
+BUFFER_SIZE = 100
+MARKER_NAMESPACE = "visio_memoria/identities"
+
+
+class StampBuffer:
+    """The last few items with their stamps; finds the item closest to a stamp. Thread-safe."""
+
+    def __init__(self, size: int = BUFFER_SIZE) -> None:
+        self._items: deque[tuple[float, Any]] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, stamp: float, item: Any) -> None:
+        """Store ``item`` under ``stamp`` [s]; the oldest item goes when the buffer is full."""
+        with self._lock:
+            self._items.append((stamp, item))
+
+    def closest(self, stamp: float, max_age: float) -> Any:
+        """The item whose stamp is nearest to ``stamp`` and at most ``max_age`` s away, or None."""
+        with self._lock:
+            items = list(self._items)
+        best, best_gap = None, max_age
+        for t, item in items:
+            gap = abs(t - stamp)
+            if gap <= best_gap:  # ties: the newer item wins
+                best, best_gap = item, gap
+        return best
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
+def identities_from_msg(msg: IdentityArray) -> tuple[list[IdentityDecision], list[str]]:
+    """What the overlay needs of each identity (no crops, no embeddings), and what was skipped."""
+    out: list[IdentityDecision] = []
+    problems: list[str] = []
+    for m in msg.identities:
+        try:
+            status = Status(int(m.status))
+        except ValueError:
+            problems.append(f"track {m.track_id}: unknown status {m.status}")
+            continue
+        out.append(
+            IdentityDecision(
+                track_id=int(m.track_id),
+                bbox=np.asarray(m.bbox, dtype=np.float32),
+                status=status,
+                person_id=int(m.person_id),
+                name=m.name,
+                similarity=float(m.similarity),
+                unknown_cluster_id=int(m.unknown_cluster_id),
+                person_track_id=int(m.person_track_id),
+            )
+        )
+    return out, problems
+
+
+def persons_from_msg(msg: Perception) -> list[PersonObservation]:
+    """The person boxes of a Perception message (no crops); malformed boxes are left out."""
+    out: list[PersonObservation] = []
+    for p in msg.persons:
+        try:
+            out.append(
+                PersonObservation(
+                    bbox=np.asarray(p.bbox, dtype=np.float32),
+                    score=float(p.score),
+                    detector=p.detector,
+                    track_id=int(p.track_id),
+                    face_track_id=int(p.face_track_id),
+                )
+            )
+        except ValueError:
+            continue  # draw_overlay would skip it too
+    return out
+
+
+def markers_to_msg(
+    specs: Sequence[MarkerSpec],
+    header: Header,
+    *,
+    pixel_size: float,
+    text_height_px: float,
+    lifetime_s: float,
+) -> MarkerArray:
+    """Image-plane TEXT_VIEW_FACING markers (see the module docstring), after a DELETEALL."""
+    out = MarkerArray()
+    out.markers.append(Marker(header=header, ns=MARKER_NAMESPACE, action=Marker.DELETEALL))
+    sec = int(lifetime_s)
+    lifetime = Duration(sec=sec, nanosec=int((lifetime_s - sec) * 1e9))
+    for i, spec in enumerate(specs):
+        marker_id = spec.marker_id & 0x7FFFFFFF if spec.marker_id >= 0 else 0x7FFFFFFF - i
+        marker = Marker(
+            header=header,
+            ns=MARKER_NAMESPACE,
+            id=marker_id,
+            type=Marker.TEXT_VIEW_FACING,
+            action=Marker.ADD,
+            text=spec.text,
+            color=ColorRGBA(r=spec.color[0], g=spec.color[1], b=spec.color[2], a=spec.color[3]),
+            lifetime=lifetime,
+        )
+        marker.pose.position.x = spec.x * pixel_size
+        marker.pose.position.y = spec.y * pixel_size
+        marker.pose.orientation.w = 1.0
+        marker.scale.z = text_height_px * pixel_size
+        out.markers.append(marker)
+    return out
+
+
+class OverlayNode(VisioNode):
+    """Draws the newest image with the results closest to its stamp; optional rviz markers."""
+
+    def __init__(self) -> None:
+        super().__init__("overlay_node", overlay_params.PARAMS)
+        p = self.params
+        self._options = OverlayOptions.from_params(p)
+        self._converter = ImageConverter()
+        self._identities = StampBuffer()
+        self._activities = StampBuffer()
+        self._persons = StampBuffer()
+        self.on_params_changed(self._apply)
+
+        self._image_pub = self.create_publisher(Image, "overlay/image", SENSOR_QOS)
+        self._marker_pub = (
+            self.create_publisher(MarkerArray, "overlay/markers", RELIABLE_QOS)
+            if p["publish_markers"]
+            else None
+        )
+        self._worker = FrameWorker(
+            self, self._draw, stamp_of=lambda m: stamp_to_s(m.header.stamp), name="overlay"
+        )
+        self._subs = [
+            self.create_subscription(Image, "image_raw", self._worker.submit, SENSOR_QOS),
+            self.create_subscription(
+                IdentityArray, "identities", self._on_identities, RELIABLE_QOS
+            ),
+            self.create_subscription(
+                ActivityArray, "activities", self._on_activities, RELIABLE_QOS
+            ),
+        ]
+        if p["use_perception"]:
+            self._subs.append(
+                self.create_subscription(
+                    Perception, "perception", self._on_perception, RELIABLE_QOS
+                )
+            )
+        inputs = ", ".join(s.topic_name for s in self._subs)
+        outputs = self._image_pub.topic_name + (
+            f", {self._marker_pub.topic_name}" if self._marker_pub is not None else ""
+        )
+        self.get_logger().info(f"{inputs} -> {outputs} ({p['output_encoding']})")
+
+    def _apply(self, changed: dict[str, Any]) -> None:
+        self._options = OverlayOptions.from_params(self.params)
+
+    def _on_identities(self, msg: IdentityArray) -> None:
+        identities, problems = identities_from_msg(msg)
+        for problem in problems:
+            self.get_logger().warning(f"identity not drawn: {problem}", throttle_duration_sec=5.0)
+        self._identities.add(stamp_to_s(msg.header.stamp), identities)
+
+    def _on_activities(self, msg: ActivityArray) -> None:
+        self._activities.add(stamp_to_s(msg.header.stamp), activity_map(msg.activities))
+
+    def _on_perception(self, msg: Perception) -> None:
+        self._persons.add(stamp_to_s(msg.header.stamp), persons_from_msg(msg))
+
+    def _draw(self, msg: Image) -> None:
+        """Worker: convert, pair by stamp, draw, publish. ImageError is logged by the worker."""
+        rgb = self._converter.to_rgb(msg)
+        options = self._options
+        stamp = stamp_to_s(msg.header.stamp)
+        max_age = float(self.params["max_age"])
+        identities = self._identities.closest(stamp, max_age) or []
+        activities = self._activities.closest(stamp, max_age)
+        persons = self._persons.closest(stamp, max_age) if options.show_persons else None
+        out = draw_overlay(rgb, identities, activities, persons, options)
+        self._image_pub.publish(
+            rgb_to_msg(out, header=msg.header, encoding=self.params["output_encoding"])
+        )
+        if self._marker_pub is not None:
+            self._marker_pub.publish(
+                markers_to_msg(
+                    identity_markers(identities, activities, options),
+                    msg.header,
+                    pixel_size=float(self.params["marker_pixel_size"]),
+                    text_height_px=marker_scale(options.font_scale),
+                    lifetime_s=max(max_age, 0.5),
+                )
+            )
+
+    def close(self) -> None:
+        """Stop the drawing worker."""
+        self._worker.close()
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of the overlay_node executable."""
+    run_node(OverlayNode, args)

@@ -1,0 +1,201 @@
+"""overlay_node over DDS: boxes drawn where the identities say, pairing by stamp, bad images."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.dds
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+from visio_memoria.msg import Activity, ActivityArray, Identity, IdentityArray  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
+
+from visio_memoria_ros.nodes.common import (  # noqa: E402
+    RELIABLE_QOS,
+    SENSOR_QOS,
+    s_to_stamp,
+    stamp_to_s,
+)
+from visio_memoria_ros.nodes.images import rgb_to_msg  # noqa: E402
+
+T0 = 1_700_000_000.0
+H, W = 120, 160
+GREY = 128
+FACE_BOX = (40.0, 30.0, 100.0, 90.0)  # x1, y1, x2, y2
+KNOWN_GREEN = (0, 200, 0)  # OverlayOptions.known_color
+
+
+def header(t: float) -> Header:
+    return Header(stamp=s_to_stamp(t), frame_id="head_cam")
+
+
+def grey_image(t: float) -> Image:
+    """A uniform grey bgr8 image stamped ``t``."""
+    return rgb_to_msg(np.full((H, W, 3), GREY, np.uint8), header=header(t), encoding="bgr8")
+
+
+def pixels(msg: Image) -> np.ndarray:
+    assert msg.encoding == "rgb8"
+    return np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3)
+
+
+class Overlay:
+    """The test's side of a running overlay_node: publishers, collected outputs, waits."""
+
+    def __init__(self, ros, proc, *, markers: bool = False) -> None:
+        self.ros, self.proc = ros, proc
+        self.images: list[Image] = []
+        self.markers: list[MarkerArray] = []
+        self.errors = 0
+        node = ros.node
+        subs = [node.create_subscription(Image, "overlay/image", self.images.append, SENSOR_QOS)]
+        if markers:
+            subs.append(
+                node.create_subscription(
+                    MarkerArray, "overlay/markers", self.markers.append, RELIABLE_QOS
+                )
+            )
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.image_pub = node.create_publisher(Image, "image_raw", SENSOR_QOS)
+        self.identity_pub = node.create_publisher(IdentityArray, "identities", RELIABLE_QOS)
+        self.activity_pub = node.create_publisher(ActivityArray, "activities", RELIABLE_QOS)
+        for pub in (self.image_pub, self.identity_pub, self.activity_pub):
+            ros.wait_for_subscribers(pub, 1, 30, [proc])
+        for sub in subs:
+            ros.wait_for_publishers(sub, 1, 30, [proc])
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.endswith("overlay_node: overlay"):
+                values = {kv.key: kv.value for kv in status.values}
+                self.errors = int(float(values["errors"]))
+
+    def output_for(self, t: float) -> Image | None:
+        return next((m for m in self.images if stamp_to_s(m.header.stamp) == t), None)
+
+    def draw(self, image: Image, until, what: str, timeout: float = 20) -> Image:
+        """Publish ``image`` (best effort: again every few spins) until ``until(overlay)``."""
+        t = stamp_to_s(image.header.stamp)
+        last = -math.inf
+
+        def done() -> bool:
+            nonlocal last
+            out = [m for m in self.images if stamp_to_s(m.header.stamp) == t]
+            if out and until(out[-1]):
+                return True
+            if time.monotonic() - last > 0.3:
+                self.image_pub.publish(image)
+                last = time.monotonic()
+            return False
+
+        self.ros.spin_until(done, timeout, what, [self.proc])
+        return [m for m in self.images if stamp_to_s(m.header.stamp) == t][-1]
+
+    def reject(self, image: Image, what: str) -> None:
+        """Publish a bad ``image`` until the node counts one more error; no overlay may result.
+
+        Diagnostics come once a second, so the image is repeated only every 2 s (best effort
+        may lose it): an error counted is then almost surely this image's.
+        """
+        before, last = self.errors, -math.inf
+
+        def counted() -> bool:
+            nonlocal last
+            if time.monotonic() - last > 2.0:
+                self.image_pub.publish(image)
+                last = time.monotonic()
+            return self.errors > before
+
+        self.ros.spin_until(counted, 20, what, [self.proc])
+        assert self.output_for(stamp_to_s(image.header.stamp)) is None
+
+
+def identities(t: float) -> IdentityArray:
+    ada = Identity(
+        track_id=7,
+        person_track_id=3,
+        person_id=1,
+        name="Ada",
+        similarity=0.83,
+        status=Identity.STATUS_KNOWN,
+        unknown_cluster_id=-1,
+        bbox=list(FACE_BOX),
+    )
+    return IdentityArray(header=header(t), identities=[ada])
+
+
+def test_draws_identities_where_they_are_and_pairs_by_stamp(ros, launch):
+    proc = launch("overlay_node", params={"publish_markers": True, "max_age": 0.5})
+    ov = Overlay(ros, proc, markers=True)
+    ov.identity_pub.publish(identities(T0))
+    ov.activity_pub.publish(
+        ActivityArray(
+            header=header(T0),
+            activities=[
+                Activity(
+                    person_track_id=3,
+                    face_track_id=7,
+                    activity="walking",
+                    confidence=0.74,
+                    method="dynamics",
+                )
+            ],
+        )
+    )
+    x1, y1, x2, y2 = (int(v) for v in FACE_BOX)
+    ym = (y1 + y2) // 2
+
+    def boxed(msg: Image) -> bool:
+        return tuple(pixels(msg)[ym, x1]) == KNOWN_GREEN
+
+    out = ov.draw(grey_image(T0), boxed, "an overlay with the face box drawn")
+    assert out.header == header(T0)
+    assert (out.width, out.height) == (W, H)
+    img = pixels(out)
+    for y, x in ((ym, x1), (ym, x2), (y2, (x1 + x2) // 2)):  # left, right and bottom edges
+        assert tuple(img[y, x]) == KNOWN_GREEN
+    assert tuple(img[ym - 5, x1 + 15]) == (GREY,) * 3  # inside the box, away from labels
+    assert np.all(img[y1 : y2 + 1, x2 + 20 :] == GREY)  # right of the box, between tags
+    assert np.all(img[y2 + 25 :, :] == GREY)  # below the box and its activity tag: untouched
+    assert not np.array_equal(img[max(0, y1 - 14) : y1 - 2, x1 : x1 + 30], GREY)  # name tag
+
+    # The markers: one image-plane text marker for Ada, after a DELETEALL.
+    ros.spin_until(lambda: any(len(m.markers) >= 2 for m in ov.markers), 10, "markers", [proc])
+    array = next(m for m in ov.markers if len(m.markers) >= 2)
+    assert array.markers[0].action == Marker.DELETEALL
+    text = array.markers[1]
+    assert text.type == Marker.TEXT_VIEW_FACING and text.id == 7
+    assert text.header == header(T0)
+    assert text.text.startswith("Ada 0.83") and "walking 0.74" in text.text
+    assert text.pose.position.x == pytest.approx((x1 + x2) / 2 * 0.001)
+    assert text.pose.position.y == pytest.approx(y1 * 0.001)
+
+    # 0.3 s later the identity is still within max_age; 2 s later it is not drawn.
+    near = ov.draw(grey_image(T0 + 0.3), lambda m: True, "an overlay 0.3 s later")
+    assert tuple(pixels(near)[ym, x1]) == KNOWN_GREEN
+    far = ov.draw(grey_image(T0 + 2.0), lambda m: True, "an overlay 2 s later")
+    assert np.all(pixels(far) == GREY)
+
+
+def test_bad_images_are_skipped_and_the_node_keeps_working(ros, launch):
+    proc = launch("overlay_node")
+    ov = Overlay(ros, proc)
+
+    depth = Image(
+        header=header(T0), height=H, width=W, encoding="32FC1", step=W * 4, data=bytes(H * W * 4)
+    )
+    ov.reject(depth, "the 32FC1 image counted as an error")
+    truncated = grey_image(T0 + 0.1)
+    truncated.data = truncated.data[: len(truncated.data) // 2]
+    ov.reject(truncated, "the truncated image counted as an error")
+
+    ok = ov.draw(grey_image(T0 + 0.2), lambda m: True, "an overlay of a good image")
+    assert np.all(pixels(ok) == GREY)  # nothing to draw
+    assert proc.alive()
+    assert "unsupported encoding '32FC1'" in proc.output()
