@@ -9,6 +9,7 @@ must never trigger its own transitions.
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import threading
@@ -311,12 +312,41 @@ def s_to_stamp(seconds: float) -> Any:
     return Time(sec=int(sec), nanosec=round((seconds - sec) * 1e9) % 1_000_000_000)
 
 
+class RosLogHandler(logging.Handler):
+    """Forwards the library rooms' ``logging`` records to the ROS logger (same format, rosout)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Send one record to the rclpy logger of the same name."""
+        try:
+            logger = rclpy.logging.get_logger(record.name)
+            text = self.format(record)
+            if record.levelno >= logging.ERROR:
+                logger.error(text)
+            elif record.levelno >= logging.WARNING:
+                logger.warning(text)
+            elif record.levelno >= logging.INFO:
+                logger.info(text)
+            else:
+                logger.debug(text)
+        except Exception:  # logging must never raise
+            self.handleError(record)
+
+
+def _route_library_logging() -> None:
+    root = logging.getLogger("visio_memoria_ros")
+    if not any(isinstance(h, RosLogHandler) for h in root.handlers):
+        root.addHandler(RosLogHandler())
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
 def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads: int = 2) -> None:
     """Init rclpy, build the node, spin until shutdown; exit 1 with one clear line on failure.
 
     A node ends itself (e.g. the camera at the end of a file) with ``request_exit(code)``.
     """
     rclpy.init(args=args if args is not None else sys.argv)
+    _route_library_logging()
     log = rclpy.logging.get_logger("visio_memoria")
     try:
         node = factory()
