@@ -17,6 +17,23 @@ pick_python() {
   exit 1
 }
 
+# --- Labelling page browser test (test/test_ui_browser.py) ---------------------------------
+# Playwright (requirements/ml.txt) drives Debian's chromium; never `playwright install`.
+ensure_chromium() {
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing chromium (apt) for the labelling page's browser test"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } ||
+      echo "bootstrap: warning: apt-get could not install chromium; test_ui_browser will skip" >&2
+  else
+    echo "bootstrap: chromium is missing and this is not root: test_ui_browser will skip" \
+         "(as root: apt-get install chromium)" >&2
+  fi
+fi
+}
+
+ensure_chromium
+
 inputs_hash=$(cat requirements/*.txt scripts/bootstrap.sh setup.py | sha256sum | cut -c1-16)
 stamp="$VENV/.visio_memoria_installed"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs_hash" ]; then
@@ -55,16 +72,3 @@ echo "$NPINC" > "$VENV/.numpy_include"
 
 echo "$inputs_hash" > "$stamp"
 echo "bootstrap: done"
-
-# --- Labelling page browser test (test/test_ui_browser.py) ---------------------------------
-# Playwright (requirements/ml.txt) drives Debian's chromium; never `playwright install`.
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: installing chromium (apt) for the labelling page's browser test"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } ||
-      echo "bootstrap: warning: apt-get could not install chromium; test_ui_browser will skip" >&2
-  else
-    echo "bootstrap: chromium is missing and this is not root: test_ui_browser will skip" \
-         "(as root: apt-get install chromium)" >&2
-  fi
-fi

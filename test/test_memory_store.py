@@ -535,3 +535,18 @@ def test_memory_room_imports_only_core_and_config() -> None:
                 assert not name.startswith("rclpy"), path
                 assert not name.startswith("visio_memoria_ros.") or name.split(".")[1] in {
                     "core", "config", "memory"}, path
+
+
+def test_changes_by_another_process_refresh_the_unknown_index(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    """The labelling page writes through its own connection; the node's cache must follow."""
+    c1 = add_cluster(store, 1)
+    other = SQLiteStore(store.path, store.options)
+    try:
+        assert other.discard_unknowns(cluster_id=c1, reason="don't remember") == 3
+    finally:
+        other.close()
+    late = store.add_unknown(face(1, 50), EMB, t=None)
+    assert late.cluster_id != c1, "a new face joined a cluster another process had deleted"
+    assert {u.unknown_id for u in store.list_unknowns()} == {late.unknown_id}

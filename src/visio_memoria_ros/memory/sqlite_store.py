@@ -151,6 +151,7 @@ class SQLiteStore(MemoryStore):
         self._codec = CropCodec(self.options.crop_format, self.options.crop_quality)
         self._cipher = BlobCipher(key)
         self._unknown_cache: dict[str, _UnknownIndex] = {}
+        self._data_version = -1
         self._writable = not self.options.read_only
         self._closed = False
         self._conn = self._open()
@@ -723,6 +724,12 @@ class SQLiteStore(MemoryStore):
 
     # -- unknowns --------------------------------------------------------------------------
     def _unknown_index(self, conn: sqlite3.Connection, embedder: str) -> _UnknownIndex:
+        # data_version changes when another connection (the labelling page, the CLI) commits:
+        # then the cached unknowns may name deleted or relabelled faces.
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._data_version:
+            self._unknown_cache.clear()
+            self._data_version = version
         index = self._unknown_cache.get(embedder)
         if index is None:
             rows = conn.execute("SELECT id, vector, dim, cluster_id FROM unknowns "
