@@ -1,0 +1,163 @@
+"""Build embedders from node/CLI parameters (names as in ``config.embedding.PARAMS``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .base import FaceEmbedder
+from .policy import EmbedPolicy, EmbedPolicyConfig
+
+LOG = logging.getLogger(__name__)
+
+FACE_EMBEDDERS = ("dlib", "dinov3", "onnx")
+SCENE_EMBEDDERS = ("auto", "dinov3", "none")
+DINOV3_SOURCES = ("pretrained_dir", "hub")
+
+
+def _opt_path(value: Any) -> str | None:
+    """None for an empty path parameter, else the string."""
+    text = str(value or "").strip()
+    return text or None
+
+
+def build_dinov3(
+    *,
+    dinov3_source: str = "pretrained_dir",
+    dinov3_model_dir: str = "",
+    dinov3_hub_repo_dir: str = "",
+    dinov3_hub_weights: str = "",
+    dinov3_hub_arch: str = "dinov3_vitb16",
+    device: str = "cpu",
+    face_resolution: int = 112,
+    scene_resolution: int = 224,
+    max_batch: int = 16,
+    **_: Any,
+) -> Any:
+    """Load the DINOv3 embedder from a transformers directory or a local torch.hub repo."""
+    from .dinov3 import DinoV3Embedder
+
+    common = dict(
+        device=device,
+        face_resolution=int(face_resolution),
+        scene_resolution=int(scene_resolution),
+        max_batch=int(max_batch),
+    )
+    if dinov3_source == "pretrained_dir":
+        if not _opt_path(dinov3_model_dir):
+            raise FileNotFoundError("dinov3_model_dir is empty; see models/README.md")
+        return DinoV3Embedder.from_pretrained_dir(dinov3_model_dir, **common)
+    if dinov3_source == "hub":
+        if not (_opt_path(dinov3_hub_repo_dir) and _opt_path(dinov3_hub_weights)):
+            raise FileNotFoundError(
+                "dinov3_hub_repo_dir and dinov3_hub_weights must both be set; see models/README.md"
+            )
+        return DinoV3Embedder.from_hub_repo(
+            dinov3_hub_repo_dir, dinov3_hub_weights, arch=dinov3_hub_arch, **common
+        )
+    raise ValueError(f"unknown dinov3_source {dinov3_source!r}; choose one of {DINOV3_SOURCES}")
+
+
+def build_face_embedder(kind: str, *, dinov3: Any = None, **params: Any) -> FaceEmbedder:
+    """Return the face embedder ``kind`` (dlib | dinov3 | onnx) built from parameters.
+
+    ``dinov3`` may pass an already loaded DinoV3Embedder so the model is not loaded twice.
+    """
+    if kind == "dlib":
+        from .dlib_face import DlibFaceEmbedder
+
+        return DlibFaceEmbedder(
+            recognition_model_path=_opt_path(params.get("dlib_recognition_model_path")),
+            shape_predictor_path=_opt_path(params.get("dlib_shape_predictor_path")),
+            num_jitters=int(params.get("dlib_num_jitters", 0)),
+        )
+    if kind == "dinov3":
+        return dinov3 if dinov3 is not None else build_dinov3(**params)
+    if kind == "onnx":
+        from .onnx_face import OnnxFaceEmbedder
+
+        path = _opt_path(params.get("onnx_model_path"))
+        if path is None:
+            raise ValueError("face_embedder is 'onnx' but onnx_model_path is empty")
+        return OnnxFaceEmbedder(
+            path,
+            input_size=int(params.get("onnx_input_size", 112)),
+            mean=float(params.get("onnx_mean", 127.5)),
+            std=float(params.get("onnx_std", 127.5)),
+            bgr=bool(params.get("onnx_bgr", False)),
+            model_id=str(params.get("onnx_model_id", "") or ""),
+        )
+    raise ValueError(f"unknown face embedder {kind!r}; choose one of {FACE_EMBEDDERS}")
+
+
+def build_scene_embedder(kind: str = "auto", **params: Any) -> Any:
+    """Return the DINOv3 scene embedder, or None for 'none' (or 'auto' without weights)."""
+    if kind == "none":
+        return None
+    if kind == "dinov3":
+        return build_dinov3(**params)
+    if kind == "auto":
+        try:
+            return build_dinov3(**params)
+        except (FileNotFoundError, ImportError) as exc:
+            LOG.warning("scene embedding disabled (scene_embedder=auto): %s", exc)
+            return None
+    raise ValueError(f"unknown scene embedder {kind!r}; choose one of {SCENE_EMBEDDERS}")
+
+
+def build_embed_policy(**params: Any) -> EmbedPolicy:
+    """Return an EmbedPolicy from the node parameters."""
+    return EmbedPolicy(
+        EmbedPolicyConfig(
+            min_interval_s=float(params.get("min_embed_interval_s", 0.5)),
+            max_embeddings_per_track=int(params.get("max_embeddings_per_track", 5)),
+            quality_rel_margin=float(params.get("quality_rel_margin", 0.10)),
+            quality_abs_margin=float(params.get("quality_abs_margin", 0.05)),
+            refresh_interval_s=float(params.get("refresh_interval_s", 2.0)),
+            forget_after_s=float(params.get("forget_track_after_s", 10.0)),
+        )
+    )
+
+
+@dataclass
+class EmbeddingStack:
+    """Everything embedding_node needs, loaded once: face and scene embedders and the policy."""
+
+    face: FaceEmbedder
+    scene: Any
+    face_dinov3: Any
+    policy: EmbedPolicy
+
+
+def build_embedding_stack(params: Mapping[str, Any]) -> EmbeddingStack:
+    """Build face/scene embedders and the policy from embedding_node parameters.
+
+    DINOv3 is loaded at most once and shared between scene, identity and extra face vectors.
+    """
+    p = dict(params)
+    scene = build_scene_embedder(str(p.get("scene_embedder", "auto")), **p)
+    face_kind = str(p.get("face_embedder", "dlib"))
+    want_dino_faces = bool(p.get("embed_faces_with_dinov3", False))
+    dino = scene
+    if dino is None and (face_kind == "dinov3" or want_dino_faces):
+        dino = build_dinov3(**p)
+    face = build_face_embedder(face_kind, dinov3=dino, **p)
+    face_dinov3 = dino if want_dino_faces and face_kind != "dinov3" else None
+    return EmbeddingStack(
+        face=face, scene=scene, face_dinov3=face_dinov3, policy=build_embed_policy(**p)
+    )
+
+
+__all__ = [
+    "DINOV3_SOURCES",
+    "FACE_EMBEDDERS",
+    "SCENE_EMBEDDERS",
+    "EmbeddingStack",
+    "build_dinov3",
+    "build_embed_policy",
+    "build_embedding_stack",
+    "build_face_embedder",
+    "build_scene_embedder",
+]

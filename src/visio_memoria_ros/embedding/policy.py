@@ -1,0 +1,137 @@
+"""When to embed a face track: new, clearly better crop, or a due refresh; within a budget."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..core.types import NO_TRACK
+
+
+@dataclass(frozen=True)
+class EmbedPolicyConfig:
+    """Knobs of ``EmbedPolicy``; times in seconds of the frames' stamps."""
+
+    min_interval_s: float = 0.5
+    max_embeddings_per_track: int = 5
+    quality_rel_margin: float = 0.10
+    quality_abs_margin: float = 0.05
+    refresh_interval_s: float = 2.0
+    forget_after_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "min_interval_s",
+            "quality_rel_margin",
+            "quality_abs_margin",
+            "refresh_interval_s",
+            "forget_after_s",
+        ):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        if self.max_embeddings_per_track < 1:
+            raise ValueError(
+                f"max_embeddings_per_track must be >= 1, got {self.max_embeddings_per_track}"
+            )
+
+
+@dataclass
+class _TrackState:
+    """What the policy remembers about one face track."""
+
+    best_quality: float
+    last_embed: float
+    last_seen: float
+    count: int
+
+
+@dataclass(frozen=True)
+class EmbedDecision:
+    """Whether to embed now, and why (``new``, ``improved``, ``refresh``, ``untracked`` or a no)."""
+
+    embed: bool
+    reason: str
+
+
+class EmbedPolicy:
+    """Per-track state deciding when a face crop is worth embedding.
+
+    Call ``decide`` for every face of a frame, ``mark_embedded`` for those actually embedded,
+    and ``prune`` once per frame. Embed when the track is new, or when at least
+    ``min_interval_s`` passed, fewer than ``max_embeddings_per_track`` were made, and the quality
+    rose above the best embedded so far by max(abs margin, rel margin x best), or
+    ``refresh_interval_s`` (0 = never) passed since the last one.
+    """
+
+    def __init__(self, config: EmbedPolicyConfig | None = None) -> None:
+        """Start with no tracks."""
+        self.config = config or EmbedPolicyConfig()
+        self._tracks: dict[int, _TrackState] = {}
+
+    def __len__(self) -> int:
+        """Number of tracks remembered."""
+        return len(self._tracks)
+
+    def required_quality(self, track_id: int) -> float:
+        """The quality a new crop of ``track_id`` must reach to count as improved."""
+        state = self._tracks.get(track_id)
+        if state is None or not math.isfinite(state.best_quality):
+            return -math.inf
+        best = state.best_quality
+        cfg = self.config
+        return best + max(cfg.quality_abs_margin, cfg.quality_rel_margin * abs(best))
+
+    def decide(self, track_id: int, quality: float, stamp: float) -> EmbedDecision:
+        """Decide for one face of track ``track_id`` seen at ``stamp`` with crop ``quality``."""
+        if track_id == NO_TRACK:
+            return EmbedDecision(True, "untracked")
+        state = self._tracks.get(track_id)
+        if state is not None and stamp < state.last_seen:
+            del self._tracks[track_id]  # time went backwards (bag loop, clock reset): start over
+            state = None
+        if state is None:
+            return EmbedDecision(True, "new")
+        state.last_seen = stamp
+        cfg = self.config
+        if state.count >= cfg.max_embeddings_per_track:
+            return EmbedDecision(False, "budget")
+        since = stamp - state.last_embed
+        if since < cfg.min_interval_s:
+            return EmbedDecision(False, "interval")
+        if math.isfinite(quality) and quality >= self.required_quality(track_id):
+            return EmbedDecision(True, "improved")
+        if cfg.refresh_interval_s > 0 and since >= cfg.refresh_interval_s:
+            return EmbedDecision(True, "refresh")
+        return EmbedDecision(False, "no_improvement")
+
+    def mark_embedded(self, track_id: int, quality: float, stamp: float) -> None:
+        """Record that a crop of ``track_id`` with ``quality`` was embedded at ``stamp``."""
+        if track_id == NO_TRACK:
+            return
+        q = quality if math.isfinite(quality) else -math.inf
+        state = self._tracks.get(track_id)
+        if state is None:
+            self._tracks[track_id] = _TrackState(q, stamp, stamp, 1)
+            return
+        state.best_quality = max(state.best_quality, q)
+        state.last_embed = stamp
+        state.last_seen = max(state.last_seen, stamp)
+        state.count += 1
+
+    def prune(self, now: float) -> list[int]:
+        """Forget tracks not seen for ``forget_after_s``; return their ids."""
+        limit = now - self.config.forget_after_s
+        stale = [tid for tid, s in self._tracks.items() if s.last_seen < limit]
+        for tid in stale:
+            del self._tracks[tid]
+        return stale
+
+    def forget(self, track_id: int) -> None:
+        """Drop one track's state (e.g. the tracker ended it)."""
+        self._tracks.pop(track_id, None)
+
+    def embedding_count(self, track_id: int) -> int:
+        """How many embeddings were recorded for ``track_id``."""
+        state = self._tracks.get(track_id)
+        return 0 if state is None else state.count
