@@ -22,6 +22,7 @@ setup(
         "scikit-learn",
         "faiss-cpu",
         "supervision",
+        "trackers",
         "tqdm",
     ],
     extras_require={

@@ -1,0 +1,282 @@
+"""Face detectors: one protocol, three backends (MTCNN, YOLOv8-face, OpenCV Haar).
+
+Every backend takes an RGB uint8 image and returns ``FaceObservation`` s with a box, a score
+in [0, 1] and five landmarks in the core order (left eye, right eye, nose, left mouth, right
+mouth; "left" = smaller x), in the coordinates of the image it was given. Models load once, in
+the constructor, from local files only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from ..core.types import FaceObservation
+from .image import clip_box, resize_max_side
+
+logger = logging.getLogger(__name__)
+
+FACE_BACKENDS = ("mtcnn", "yolo", "haar")
+
+#: Landmarks of a Haar face box as fractions of its width/height (x, y), in core order.
+#: Measured as the mean MTCNN landmark position inside the 23 matching Haar boxes of the BBT
+#: photos (std 0.03-0.06). Approximate by nature (no pose information), and so is alignment.
+HAAR_LANDMARKS_REL = np.array(
+    [[0.32, 0.39], [0.68, 0.40], [0.50, 0.63], [0.33, 0.77], [0.65, 0.77]], dtype=np.float32
+)
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """Finds faces in an RGB uint8 image; boxes, scores and 5 landmarks in image pixels."""
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[FaceObservation]:
+        """Return the faces found in ``image`` (RGB uint8, H x W x 3)."""
+        ...
+
+
+def canonical_landmarks(points: np.ndarray) -> np.ndarray:
+    """Return (5, 2) landmarks with each eye pair and mouth pair ordered by x (core order)."""
+    pts = np.asarray(points, dtype=np.float32).reshape(5, 2).copy()
+    for a, b in ((0, 1), (3, 4)):
+        if pts[a, 0] > pts[b, 0]:
+            pts[[a, b]] = pts[[b, a]]
+    return pts
+
+
+def require_file(path: str | os.PathLike[str], what: str) -> Path:
+    """Return ``path`` as a Path, or raise FileNotFoundError naming it and models/README.md."""
+    p = Path(path).expanduser()
+    if not str(path) or not p.is_file():
+        raise FileNotFoundError(
+            f"{what} not found at '{p}'. Weights are never downloaded at run time: put the file "
+            "there (see models/README.md for how to get it) or point the model path parameter "
+            "at it."
+        )
+    return p
+
+
+class MtcnnFaceDetector:
+    """facenet-pytorch MTCNN (weights ship inside the package), optional input downscale."""
+
+    name = "mtcnn"
+
+    def __init__(
+        self,
+        *,
+        device: str = "cpu",
+        min_face_size: int = 20,
+        max_side: int = 0,
+        score_threshold: float = 0.9,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        factor: float = 0.709,
+    ) -> None:
+        """Load the three MTCNN stages on ``device``; ``max_side`` > 0 downscales inputs."""
+        import torch
+        from facenet_pytorch import MTCNN
+
+        if min_face_size < 1:
+            raise ValueError(f"min_face_size must be >= 1 px, got {min_face_size}")
+        self._torch = torch
+        self.device = torch.device(device)
+        self.min_face_size = int(min_face_size)
+        self.max_side = int(max_side)
+        self.score_threshold = float(score_threshold)
+        self._mtcnn = MTCNN(
+            keep_all=True,
+            select_largest=False,
+            min_face_size=self.min_face_size,
+            thresholds=list(thresholds),
+            factor=factor,
+            post_process=False,
+            device=self.device,
+        ).eval()
+
+    def detect(self, image: np.ndarray) -> list[FaceObservation]:
+        """Return faces of at least ``min_face_size`` px (full-resolution) in ``image``."""
+        from facenet_pytorch.models.utils.detect_face import detect_face
+
+        small, scale = resize_max_side(image, self.max_side)
+        # min_face_size is in input pixels; the pyramid runs on the downscaled image.
+        min_size = max(12.0, self.min_face_size * scale)
+        if min(small.shape[:2]) < min_size:
+            return []
+        m = self._mtcnn
+        with self._torch.inference_mode():
+            boxes, points = detect_face(
+                small, min_size, m.pnet, m.rnet, m.onet, m.thresholds, m.factor, self.device
+            )
+        boxes, points = np.asarray(boxes[0]), np.asarray(points[0])
+        h, w = image.shape[:2]
+        faces = []
+        for box, pts in zip(boxes.reshape(-1, 5), points.reshape(-1, 5, 2), strict=True):
+            score = float(box[4])
+            if score < self.score_threshold:
+                continue
+            bbox = clip_box(box[:4] / scale, w, h)
+            if bbox[2] - bbox[0] < 1 or bbox[3] - bbox[1] < 1:
+                continue
+            faces.append(FaceObservation(
+                bbox=bbox, score=score, detector=self.name,
+                landmarks=canonical_landmarks(pts / scale),
+            ))
+        return faces
+
+
+class YoloFaceDetector:
+    """Ultralytics YOLOv8-face (pose model with 5 keypoints) from a local .pt/.onnx/.engine."""
+
+    name = "yolo"
+
+    def __init__(
+        self,
+        *,
+        model_path: str | os.PathLike[str],
+        device: str = "cpu",
+        score_threshold: float = 0.5,
+        iou_threshold: float = 0.5,
+        imgsz: int = 640,
+        min_face_size: int = 0,
+    ) -> None:
+        """Load the model once; FileNotFoundError when ``model_path`` does not exist."""
+        path = require_file(model_path, "YOLOv8-face model")
+        from ultralytics import YOLO
+
+        self.model = YOLO(str(path), task="pose")
+        kpt_shape = getattr(getattr(self.model, "model", None), "kpt_shape", None)
+        if kpt_shape is not None and int(kpt_shape[0]) != 5:
+            raise ValueError(
+                f"{path} is a pose model with {kpt_shape[0]} keypoints; a face model has 5"
+            )
+        self.device = device
+        self.score_threshold = float(score_threshold)
+        self.iou_threshold = float(iou_threshold)
+        self.imgsz = int(imgsz)
+        self.min_face_size = int(min_face_size)
+
+    def detect(self, image: np.ndarray) -> list[FaceObservation]:
+        """Return the faces found in ``image`` (RGB; converted to BGR for ultralytics)."""
+        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        results = self.model.predict(
+            bgr, conf=self.score_threshold, iou=self.iou_threshold, imgsz=self.imgsz,
+            device=self.device, verbose=False,
+        )
+        return parse_yolo_faces(results[0], detector=self.name, min_face_size=self.min_face_size)
+
+
+def parse_yolo_faces(
+    result: object, *, detector: str = "yolo", min_face_size: int = 0
+) -> list[FaceObservation]:
+    """Turn one ultralytics pose ``Results`` (N boxes, N x 5 keypoints) into observations."""
+    boxes = result.boxes  # type: ignore[attr-defined]
+    keypoints = result.keypoints  # type: ignore[attr-defined]
+    if boxes is None or len(boxes) == 0:
+        return []
+    if keypoints is None:
+        raise ValueError("the YOLO face model returned no keypoints: is it a pose model?")
+    xyxy = boxes.xyxy.cpu().numpy().astype(np.float32)
+    conf = boxes.conf.cpu().numpy().astype(np.float32)
+    kpts = keypoints.xy.cpu().numpy().astype(np.float32)
+    if kpts.ndim != 3 or kpts.shape[1:] != (5, 2):
+        raise ValueError(f"expected (N, 5, 2) face keypoints, got {kpts.shape}")
+    h, w = result.orig_shape  # type: ignore[attr-defined]
+    faces = []
+    for raw, score, pts in zip(xyxy, conf, kpts, strict=True):
+        box = clip_box(raw, w, h)
+        if min(box[2] - box[0], box[3] - box[1]) < max(1, min_face_size):
+            continue
+        faces.append(FaceObservation(
+            bbox=box, score=float(score), detector=detector, landmarks=canonical_landmarks(pts)
+        ))
+    return faces
+
+
+class HaarFaceDetector:
+    """OpenCV frontal-face Haar cascade: very light, frontal only, landmarks estimated."""
+
+    name = "haar"
+
+    def __init__(
+        self,
+        *,
+        cascade_path: str | os.PathLike[str] = "",
+        min_face_size: int = 20,
+        max_side: int = 0,
+        min_neighbors: int = 5,
+        scale_factor: float = 1.1,
+    ) -> None:
+        """Load the cascade (default: the one shipped with opencv-python < 5)."""
+        if not str(cascade_path):
+            cascade_path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        path = require_file(cascade_path, "Haar cascade")
+        self._cascade = cv2.CascadeClassifier(str(path))
+        if self._cascade.empty():
+            raise ValueError(f"{path} is not a valid OpenCV cascade")
+        self.min_face_size = int(min_face_size)
+        self.max_side = int(max_side)
+        self.min_neighbors = int(min_neighbors)
+        self.scale_factor = float(scale_factor)
+
+    def detect(self, image: np.ndarray) -> list[FaceObservation]:
+        """Return frontal faces; score = 1 - exp(-neighbours / min_neighbors); approx. landmarks."""
+        small, scale = resize_max_side(image, self.max_side)
+        gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
+        min_px = max(1, round(self.min_face_size * scale))
+        rects, neighbours = self._cascade.detectMultiScale2(
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+            minSize=(min_px, min_px),
+        )
+        h, w = image.shape[:2]
+        faces = []
+        rects, neighbours = np.reshape(rects, (-1, 4)), np.reshape(neighbours, -1)
+        for (x, y, bw, bh), n in zip(rects, neighbours, strict=True):
+            box = clip_box(np.array([x, y, x + bw, y + bh], np.float32) / scale, w, h)
+            faces.append(FaceObservation(
+                bbox=box,
+                score=float(1.0 - np.exp(-float(n) / max(1, self.min_neighbors))),
+                detector=self.name,
+                landmarks=landmarks_from_box(box),
+            ))
+        return faces
+
+
+def landmarks_from_box(box: np.ndarray) -> np.ndarray:
+    """Approximate 5 landmarks for a frontal face box (``HAAR_LANDMARKS_REL`` geometry)."""
+    x1, y1, x2, y2 = np.asarray(box, dtype=np.float32)
+    size = np.array([x2 - x1, y2 - y1], dtype=np.float32)
+    return HAAR_LANDMARKS_REL * size + np.array([x1, y1], dtype=np.float32)
+
+
+def create_face_detector(
+    backend: str,
+    *,
+    model_path: str = "",
+    device: str = "cpu",
+    min_face_size: int = 20,
+    max_side: int = 0,
+    score_threshold: float = 0.9,
+) -> FaceDetector:
+    """Build the face detector ``backend`` (one of FACE_BACKENDS) from local files."""
+    if backend == "mtcnn":
+        return MtcnnFaceDetector(
+            device=device, min_face_size=min_face_size, max_side=max_side,
+            score_threshold=score_threshold,
+        )
+    if backend == "yolo":
+        imgsz = max(32, int(np.ceil(max_side / 32.0)) * 32) if max_side > 0 else 640
+        return YoloFaceDetector(
+            model_path=model_path, device=device, score_threshold=score_threshold,
+            imgsz=imgsz, min_face_size=min_face_size,
+        )
+    if backend == "haar":
+        return HaarFaceDetector(
+            cascade_path=model_path, min_face_size=min_face_size, max_side=max_side
+        )
+    raise ValueError(f"unknown face backend {backend!r}; choose one of {list(FACE_BACKENDS)}")
