@@ -338,22 +338,19 @@ def test_factory_shares_one_dinov3(model_dir: Path) -> None:
     }
     stack = build_embedding_stack(params)
     assert stack.face is stack.scene
-    assert stack.face_dinov3 is None
     assert stack.face.embed(_crops(1)).shape == (1, HIDDEN)
 
 
-def test_factory_dlib_faces_plus_dinov3_faces(model_dir: Path) -> None:
+def test_factory_dlib_faces_with_dinov3_scenes(model_dir: Path) -> None:
     params = {
         "face_embedder": "dlib",
-        "scene_embedder": "none",
-        "embed_faces_with_dinov3": True,
+        "scene_embedder": "dinov3",
         "dinov3_model_dir": str(model_dir),
-        "face_resolution": 32,
+        "scene_resolution": 64,
     }
     stack = build_embedding_stack(params)
-    assert stack.scene is None
     assert stack.face.id == "dlib_resnet_v1_128"
-    assert stack.face_dinov3 is not None and stack.face_dinov3.dim == HIDDEN
+    assert stack.scene is not None and stack.scene is not stack.face
 
 
 def test_scene_auto_without_weights_disables(

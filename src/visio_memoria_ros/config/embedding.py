@@ -25,12 +25,6 @@ PARAMS: list[ParamSpec] = [
         read_only=True,
     ),
     ParamSpec(
-        "embed_faces_with_dinov3",
-        False,
-        "Also compute a DINOv3 face vector (768-d) besides the identity embedding; needs DINOv3.",
-        read_only=True,
-    ),
-    ParamSpec(
         "device",
         "cpu",
         "Torch device for DINOv3: auto, cpu, cuda or cuda:N (dlib and ONNX run on the CPU).",
@@ -231,8 +225,9 @@ PARAMS: list[ParamSpec] = [
     ),
     ParamSpec(
         "drop_crops_after_embedding",
-        False,
-        "Remove face/scene crops from the outgoing message once embedded (less bandwidth); "
-        "keep False when memory stores crops for later re-embedding.",
+        True,
+        "Leave out of the outgoing message the face crops not embedded in this frame and the "
+        "scene crops once embedded (less bandwidth). A face embedded in this frame always keeps "
+        "its crop: the memory stores it for labelling and later re-embedding.",
     ),
 ]

@@ -127,27 +127,22 @@ class EmbeddingStack:
 
     face: FaceEmbedder
     scene: Any
-    face_dinov3: Any
     policy: EmbedPolicy
 
 
 def build_embedding_stack(params: Mapping[str, Any]) -> EmbeddingStack:
     """Build face/scene embedders and the policy from embedding_node parameters.
 
-    DINOv3 is loaded at most once and shared between scene, identity and extra face vectors.
+    DINOv3 is loaded at most once and shared between scene and face embeddings.
     """
     p = dict(params)
     scene = build_scene_embedder(str(p.get("scene_embedder", "auto")), **p)
     face_kind = str(p.get("face_embedder", "dlib"))
-    want_dino_faces = bool(p.get("embed_faces_with_dinov3", False))
     dino = scene
-    if dino is None and (face_kind == "dinov3" or want_dino_faces):
+    if dino is None and face_kind == "dinov3":
         dino = build_dinov3(**p)
     face = build_face_embedder(face_kind, dinov3=dino, **p)
-    face_dinov3 = dino if want_dino_faces and face_kind != "dinov3" else None
-    return EmbeddingStack(
-        face=face, scene=scene, face_dinov3=face_dinov3, policy=build_embed_policy(**p)
-    )
+    return EmbeddingStack(face=face, scene=scene, policy=build_embed_policy(**p))
 
 
 __all__ = [

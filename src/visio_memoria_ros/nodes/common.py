@@ -254,6 +254,8 @@ class FrameWorker:
             try:
                 self._process(item)
             except Exception as exc:  # a bad frame must never kill the node
+                if not self._node.context.ok():
+                    return  # shutting down: the publisher is gone, nothing to report
                 self.stats.error()
                 log.error(f"{self._name}: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
                 continue

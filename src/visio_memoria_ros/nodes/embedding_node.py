@@ -1,0 +1,94 @@
+"""embedding_node: ``detections`` -> ``perception`` with identity and scene embeddings.
+
+A face track is embedded when it is new or its crop quality clearly improved (EmbedPolicy),
+never every frame by default; all crops of a frame go through one batched forward pass.
+Crops of faces not embedded in this frame are dropped from the output (when
+``drop_crops_after_embedding``), so only new evidence travels on with its crop.
+"""
+
+from __future__ import annotations
+
+import time
+
+from visio_memoria.msg import Perception
+
+from ..config import embedding as embedding_params
+from ..embedding import build_embedding_stack
+from .common import RELIABLE_QOS, FrameWorker, NodeStartupError, VisioNode, run_node, stamp_to_s
+from .convert import frame_from_msg, frame_to_msg
+from .images import ImageConverter
+
+
+class EmbeddingNode(VisioNode):
+    """Embeds the faces the policy selects and every person's scene crop (when DINOv3 loads)."""
+
+    def __init__(self) -> None:
+        super().__init__("embedding_node", embedding_params.PARAMS)
+        p = self.params
+        if p["torch_num_threads"] > 0:
+            import torch
+
+            torch.set_num_threads(p["torch_num_threads"])
+        try:
+            self._stack = build_embedding_stack(p)
+        except (FileNotFoundError, ValueError, ImportError) as exc:
+            raise NodeStartupError(str(exc)) from exc
+        self._converter = ImageConverter()
+        self._pub = self.create_publisher(Perception, "perception", RELIABLE_QOS)
+        self._worker = FrameWorker(
+            self, self._process, stamp_of=lambda m: stamp_to_s(m.header.stamp), name="embed"
+        )
+        self.create_subscription(Perception, "detections", self._worker.submit, RELIABLE_QOS)
+        scene = self._stack.scene
+        self.get_logger().info(
+            f"face embedder {self._stack.face.id} ({self._stack.face.dim}-d); scene embedder "
+            + (scene.scene_id if scene is not None else "off (no DINOv3 weights)")
+        )
+
+    def _process(self, msg: Perception) -> None:
+        t0 = time.monotonic()
+        p = self.params
+        frame = frame_from_msg(msg, self._converter)
+        stamp = frame.stamp
+        policy = self._stack.policy
+        candidates = []
+        for face in frame.faces:
+            if face.crop is not None and policy.decide(face.track_id, face.quality, stamp).embed:
+                candidates.append(face)
+        candidates.sort(key=lambda f: f.quality, reverse=True)
+        chosen = candidates[: p["max_faces_per_frame"]]
+        if chosen:
+            vectors = self._stack.face.embed([f.crop for f in chosen])
+            for face, vector in zip(chosen, vectors, strict=True):
+                face.embedding = vector
+                face.embedder = self._stack.face.id
+                policy.mark_embedded(face.track_id, face.quality, stamp)
+        policy.prune(stamp)
+        drop = p["drop_crops_after_embedding"]
+        if drop:
+            for face in frame.faces:
+                if face.embedding is None:
+                    face.crop = None
+        scene = self._stack.scene
+        if scene is not None:
+            persons = [q for q in frame.persons if q.scene_crop is not None]
+            persons = persons[: p["max_persons_per_frame"]]
+            if persons:
+                vectors = scene.embed_scenes([q.scene_crop for q in persons])
+                for person, vector in zip(persons, vectors, strict=True):
+                    person.scene_embedding = vector
+                    person.scene_embedder = scene.scene_id
+        if drop:
+            for person in frame.persons:
+                person.scene_crop = None
+        frame.processing_time = time.monotonic() - t0
+        self._pub.publish(frame_to_msg(frame, header=msg.header))
+
+    def close(self) -> None:
+        """Stop the worker."""
+        self._worker.close()
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of the embedding_node executable."""
+    run_node(EmbeddingNode, args)
