@@ -1,0 +1,309 @@
+"""IdentityEngine: frames in, track decisions + greetings out; gallery loading and reloading."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import pytest
+from test_identity_synth import centres, gallery, samples, with_similarity
+
+from visio_memoria_ros.config import identity as identity_config
+from visio_memoria_ros.config.spec import validate_value
+from visio_memoria_ros.core.types import FaceObservation, Status
+from visio_memoria_ros.identity import (
+    EngineConfig,
+    GalleryEntry,
+    IdentityEngine,
+    NegativeEntry,
+)
+
+EMB = "test_embedder"
+NAMES = ["Alex", "Sam", "Kim", "Jo", "Lee", "Max", "Ana", "Bo"]
+
+
+def _config(**kw: object) -> EngineConfig:
+    base = dict(
+        embedder=EMB,
+        accept_threshold=0.5,
+        reject_threshold=0.35,
+        vote_window=5,
+        min_votes=2,
+        greeting_cooldown=0.0,
+        visit_absence=30.0,
+        track_timeout=2.0,
+        unknown_announcement="Hello, stranger.",
+    )
+    base.update(kw)
+    return EngineConfig(**base)  # type: ignore[arg-type]
+
+
+def _entries(dim: int, per: int = 4, seed: int = 0) -> tuple[list[GalleryEntry], np.ndarray]:
+    c, ids, pids, vecs = gallery(len(NAMES), per, dim, seed=seed)
+    entries = [
+        GalleryEntry(int(i), int(p), NAMES[int(p)], v, EMB)
+        for i, p, v in zip(ids, pids, vecs, strict=True)
+    ]
+    return entries, c
+
+
+def _face(track: int, vec: np.ndarray | None, embedder: str = EMB) -> FaceObservation:
+    return FaceObservation(
+        bbox=[10 * track, 0, 10 * track + 8, 8],
+        score=0.9,
+        detector="test",
+        track_id=track,
+        embedding=vec,
+        embedder=embedder,
+        quality=0.8,
+        crop=np.zeros((4, 4, 3), np.uint8),
+    )
+
+
+@pytest.mark.parametrize("dim", [128, 768])
+def test_known_people_greeted_once_and_strangers_stay_unknown(dim: int) -> None:
+    entries, c = _entries(dim, seed=dim)
+    engine = IdentityEngine(_config())
+    report = engine.load_gallery(entries)
+    assert (report.num_vectors, report.num_persons, report.index_kind) == (32, 8, "exact")
+    rng = np.random.default_rng(1)
+    stranger = centres(1, dim, rng)[0]
+    greetings, statuses = [], []
+    for step in range(8):
+        t = 100.0 + 0.1 * step
+        faces = [
+            _face(1, samples(c[[0]], rng)[0]),  # Alex
+            _face(2, samples(c[[3]], rng)[0] if step % 2 == 0 else None),  # Jo, sparse
+            _face(3, samples(stranger[None], rng)[0]),
+        ]
+        out = engine.process(faces, t)
+        assert [d.track_id for d in out.decisions] == [1, 2, 3]
+        statuses.append([d.status for d in out.decisions])
+        greetings += [g.text for g in out.greetings]
+        d_alex = out.decisions[0]
+        assert d_alex.new_evidence and d_alex.embedding is not None and d_alex.embedder == EMB
+        assert not out.decisions[1].new_evidence or step % 2 == 0
+    assert statuses[0] == [Status.UNCERTAIN] * 3  # one embedding is not enough
+    assert statuses[-1] == [Status.KNOWN, Status.KNOWN, Status.UNKNOWN]
+    final = engine.process([_face(1, None), _face(2, None)], 101.0).decisions
+    assert [(d.person_id, d.name) for d in final] == [(0, "Alex"), (3, "Jo")]
+    assert sorted(greetings) == ["Hello, stranger.", "Welcome back, Alex!", "Welcome back, Jo!"]
+
+
+def test_new_visit_after_absence_greets_again_and_visits_end() -> None:
+    entries, c = _entries(128)
+    engine = IdentityEngine(_config(visit_absence=30.0, unknown_announcement=""))
+    engine.load_gallery(entries)
+    rng = np.random.default_rng(2)
+
+    def see(t: float, track: int) -> list[str]:
+        out = engine.process([_face(track, samples(c[[1]], rng)[0])], t)
+        return [g.text for g in out.greetings]
+
+    said = see(0.0, 1) + see(0.5, 1) + see(1.0, 1)
+    assert said == ["Welcome back, Sam!"]
+    out = engine.process([], 40.0)  # 39 s later nobody is there: the visit ended
+    assert [(v.person_id, v.start, v.last_seen) for v in out.ended_visits] == [(1, 0.5, 1.0)]
+    assert out.expired_tracks == [1]
+    said = see(50.0, 7) + see(50.5, 7)
+    assert said == ["Welcome back, Sam!"]
+
+
+def test_two_faces_never_get_the_same_identity_in_one_frame() -> None:
+    entries, c = _entries(128)
+    engine = IdentityEngine(_config(min_votes=1, vote_window=3))
+    engine.load_gallery(entries)
+    rng = np.random.default_rng(3)
+    for step in range(4):
+        out = engine.process(
+            [_face(1, samples(c[[2]], rng)[0]), _face(2, samples(c[[2]], rng)[0])], float(step)
+        )
+        known = [d.person_id for d in out.decisions if d.status is Status.KNOWN]
+        assert len(known) == len(set(known)) == 1
+    untracked = engine.process(
+        [_face(-1, samples(c[[5]], rng)[0]), _face(-1, samples(c[[5]], rng)[0])], 5.0
+    )
+    assert sum(d.status is Status.KNOWN for d in untracked.decisions) == 1
+    assert untracked.greetings == [] or all(not g.is_unknown for g in untracked.greetings)
+
+
+def test_other_embedders_are_refused_with_a_reason(caplog: pytest.LogCaptureFixture) -> None:
+    entries, c = _entries(128)
+    foreign = [
+        GalleryEntry(9000 + i, 99, "Ghost", v, "dinov3_vitb16")
+        for i, v in enumerate(samples(c[[0, 1]], np.random.default_rng(0)))
+    ]
+    bad_dim = [GalleryEntry(9100, 98, "Odd", np.ones(64, np.float32), EMB)]
+    nan = [GalleryEntry(9200, 97, "Nan", np.full(128, np.nan, np.float32), EMB)]
+    engine = IdentityEngine(_config())
+    with caplog.at_level(logging.WARNING):
+        report = engine.load_gallery(entries + foreign + bad_dim + nan)
+    assert report.num_vectors == 32 and 99 not in engine.names()
+    assert sum(report.skipped.values()) == 4
+    assert any("dinov3_vitb16" in reason for reason in report.skipped)
+    assert "dinov3_vitb16" in caplog.text
+    rng = np.random.default_rng(4)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        for step in range(3):
+            out = engine.process(
+                [_face(1, samples(c[[0]], rng)[0], embedder="dinov3_vitb16")], float(step)
+            )
+    assert out.decisions[0].status is Status.UNCERTAIN and not out.decisions[0].new_evidence
+    assert caplog.text.count("ignoring face embeddings from embedder") == 1  # logged once
+
+
+def test_reload_swaps_the_gallery_atomically() -> None:
+    entries, c = _entries(128)
+    engine = IdentityEngine(_config(min_votes=1))
+    engine.load_gallery(entries)
+    rng = np.random.default_rng(5)
+    out = engine.process([_face(1, samples(c[[4]], rng)[0])], 0.0)
+    assert out.decisions[0].name == "Lee"
+    # "forget Lee": reload without person 4 -> the track is no longer Lee
+    engine.reload([e for e in entries if e.person_id != 4])
+    assert 4 not in engine.names()
+    out = engine.process([_face(1, samples(c[[4]], rng)[0])], 0.1)
+    assert out.decisions[0].status is not Status.KNOWN
+    # rename takes effect at once
+    engine.reload(
+        [
+            GalleryEntry(
+                e.embedding_id,
+                e.person_id,
+                "Alexandra" if e.person_id == 0 else e.name,
+                e.vector,
+                e.embedder,
+            )
+            for e in entries
+        ]
+    )
+    out = engine.process([_face(2, samples(c[[0]], rng)[0])], 0.2)
+    assert out.decisions[0].name == "Alexandra"
+
+    errors: list[BaseException] = []
+
+    def reloader() -> None:
+        try:
+            for i in range(20):
+                engine.reload(entries if i % 2 else entries[:16])
+        except BaseException as exc:
+            errors.append(exc)
+
+    th = threading.Thread(target=reloader)
+    th.start()
+    for step in range(60):
+        out = engine.process([_face(3, samples(c[[1]], rng)[0])], 1.0 + step * 0.01)
+        assert len(out.decisions) == 1
+    th.join()
+    assert not errors
+
+
+def test_incremental_add_and_remove() -> None:
+    entries, c = _entries(128)
+    engine = IdentityEngine(_config(min_votes=1))
+    assert engine.gallery_size == 0
+    out = engine.process([_face(1, samples(c[[0]], np.random.default_rng(0))[0])], 0.0)
+    assert out.decisions[0].status is Status.UNKNOWN  # empty gallery: everyone is a stranger
+    assert engine.add_entries(entries[:8]) == 8  # persons 0 and 1
+    assert engine.names() == {0: "Alex", 1: "Sam"}
+    out = engine.process([_face(2, samples(c[[1]], np.random.default_rng(1))[0])], 0.1)
+    assert out.decisions[0].name == "Sam"
+    assert engine.remove_embeddings([e.embedding_id for e in entries[4:8]]) == 4
+    assert engine.names() == {0: "Alex"}
+    out = engine.process([_face(2, samples(c[[1]], np.random.default_rng(2))[0])], 0.2)
+    assert out.decisions[0].status is not Status.KNOWN
+
+
+def test_opted_out_person_is_not_known_greeted_or_stored() -> None:
+    entries, c = _entries(128)
+    engine = IdentityEngine(_config(min_votes=1))
+    engine.load_gallery(entries, opted_out=[2])
+    rng = np.random.default_rng(6)
+    for step in range(3):
+        out = engine.process([_face(1, samples(c[[2]], rng)[0])], float(step))
+        d = out.decisions[0]
+        assert d.status is Status.UNCERTAIN and d.person_id == -1 and d.name == ""
+        assert d.embedding is None and d.crop is None and not d.new_evidence
+        assert out.greetings == []
+    engine.set_opted_out([])
+    out = engine.process([_face(5, samples(c[[2]], rng)[0])], 5.0)
+    assert out.decisions[0].name == "Kim"
+
+
+def test_negative_links_keep_a_lookalike_from_matching() -> None:
+    entries, c = _entries(128)
+    rng = np.random.default_rng(7)
+    lookalike = with_similarity(c[0], 0.8, rng)  # looks a lot like Alex (person 0)
+    engine = IdentityEngine(_config(min_votes=2))
+    engine.load_gallery(entries)
+    seen = [engine.process([_face(1, samples(lookalike[None], rng)[0])], 0.1 * i) for i in range(3)]
+    assert seen[-1].decisions[0].name == "Alex"  # the mistake the user corrects
+    negatives = [NegativeEntry(0, v, EMB) for v in samples(np.stack([lookalike] * 3), rng)]
+    assert engine.reload(entries, negatives=negatives).num_negatives == 3
+    for i in range(5):
+        out = engine.process([_face(2, samples(lookalike[None], rng)[0])], 1.0 + 0.1 * i)
+        assert out.decisions[0].status is not Status.KNOWN
+    for i in range(3):
+        out = engine.process([_face(3, samples(c[[0]], rng)[0])], 2.0 + 0.1 * i)
+    assert out.decisions[0].name == "Alex"  # the real Alex still matches
+
+
+def test_approximate_index_through_the_engine() -> None:
+    entries, c = _entries(768, per=40)  # 320 vectors
+    engine = IdentityEngine(_config(index_exact_max_size=100, min_votes=1))
+    report = engine.load_gallery(entries)
+    assert report.index_kind == "ivf"
+    rng = np.random.default_rng(8)
+    truth = rng.integers(0, len(NAMES), 30)
+    names = [
+        engine.process([_face(i + 1, samples(c[[p]], rng)[0])], float(i)).decisions[0].name
+        for i, p in enumerate(truth)
+    ]
+    assert names == [NAMES[p] for p in truth]
+    hnsw = IdentityEngine(_config(index_exact_max_size=100, index_approx_kind="hnsw"))
+    assert hnsw.load_gallery(entries).index_kind == "hnsw"
+
+
+def test_reconfigure_applies_without_losing_tracks() -> None:
+    entries, c = _entries(128)
+    engine = IdentityEngine(_config(min_votes=2, greeting_template="Hi {name}"))
+    engine.load_gallery(entries)
+    rng = np.random.default_rng(9)
+    out = engine.process([_face(1, samples(c[[0]], rng)[0])], 0.0)
+    assert out.decisions[0].status is Status.UNCERTAIN
+    needs_reload = engine.reconfigure(_config(min_votes=1, greeting_template="Hey {name}!"))
+    assert not needs_reload
+    out = engine.process([_face(1, None)], 0.1)
+    assert out.decisions[0].status is Status.KNOWN and out.greetings[0].text == "Hey Alex!"
+    assert engine.reconfigure(_config(index_exact_max_size=5))
+    assert engine.reconfigure(_config(embedder="other"))
+    assert engine.gallery_size == 0
+
+
+def test_config_defaults_sentinels_and_validation() -> None:
+    for spec in identity_config.PARAMS:
+        assert validate_value(spec, spec.default) is None, spec.name
+        assert spec.description
+    names = [s.name for s in identity_config.PARAMS]
+    assert len(names) == len(set(names))
+    assert set(names) == set(EngineConfig.__dataclass_fields__)
+    dlib = EngineConfig()
+    assert (dlib.thresholds.accept, dlib.thresholds.reject) == (0.925, 0.9)
+    assert EngineConfig(embedder="dinov3_vits16").thresholds.accept == 0.8  # prefix match
+    assert EngineConfig(embedder="mystery").thresholds.accept == 0.6
+    assert EngineConfig(accept_threshold=0.95).thresholds.accept == 0.95
+    cfg = EngineConfig.from_params({"embedder": "onnx_arcface", "min_votes": 1, "unrelated": 3})
+    assert cfg.thresholds.reject == 0.3 and cfg.min_votes == 1
+    with pytest.raises(ValueError, match="exceeds"):
+        EngineConfig(accept_threshold=0.5, reject_threshold=0.6)
+    with pytest.raises(ValueError, match="min_votes"):
+        EngineConfig(vote_window=2, min_votes=3)
+    with pytest.raises(ValueError, match="greeting_template"):
+        EngineConfig(greeting_template="Hi {nom}")
+    with pytest.raises(ValueError, match="aggregate"):
+        EngineConfig(aggregate="median")
+    assert identity_config.check_params({"embedder": "dlib_resnet_v1_128"}) is None
+    with pytest.raises(ValueError):
+        IdentityEngine(_config()).process([], float("nan"))
