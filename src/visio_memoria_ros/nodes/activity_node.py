@@ -20,17 +20,21 @@ import time
 from typing import Any
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import SetParametersResult
-from rclpy.parameter import Parameter
 from visio_memoria.msg import ActivityArray, Perception
 
 from ..activity import ActivityEngine, dynamics_config_from_params
 from ..activity.smoothing import ActivitySmoother
 from ..config import activity as activity_params
-from ..config import validate_value
 from ..core.types import PersonObservation
-from .common import RELIABLE_QOS, NodeStartupError, StageStats, VisioNode, run_node, stamp_to_s
+from .common import (
+    RELIABLE_QOS,
+    NodeStartupError,
+    StageDiagnostics,
+    StageStats,
+    VisioNode,
+    run_node,
+    stamp_to_s,
+)
 from .convert import activities_to_msg
 
 
@@ -57,11 +61,21 @@ def persons_from_msg(msg: Perception) -> tuple[list[PersonObservation], list[str
     return persons, problems
 
 
+def _check_combination(values: dict[str, Any]) -> str | None:
+    """Why values valid one by one are not valid together (e.g. min_span > window), or None."""
+    try:
+        dynamics_config_from_params(values)
+        ActivitySmoother(values["smoothing_time_constant"], values["stale_after"])
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 class ActivityNode(VisioNode):
     """Classifies the activity of every person in every Perception message."""
 
     def __init__(self) -> None:
-        super().__init__("activity_node", activity_params.PARAMS)
+        super().__init__("activity_node", activity_params.PARAMS, cross_check=_check_combination)
         p = self.params
         head_path = str(p["head_path"]).strip()
         try:
@@ -85,33 +99,13 @@ class ActivityNode(VisioNode):
         self._lock = threading.Lock()  # the engine is shared with the parameter callback
         self._stats = StageStats()
         self._received = 0
-        # Called before VisioNode's own check (rclpy calls the newest callback first).
-        self.add_on_set_parameters_callback(self._check_combination)
         self.on_params_changed(self._apply)
         self._pub = self.create_publisher(ActivityArray, "activities", RELIABLE_QOS)
         self._sub = self.create_subscription(
             Perception, "perception", self._on_perception, RELIABLE_QOS
         )
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self._diagnostics = StageDiagnostics(self, "activity", self._stats, self._counters)
         self.get_logger().info(f"{self._sub.topic_name} -> {self._pub.topic_name}")
-
-    def _check_combination(self, params: list[Parameter]) -> SetParametersResult:
-        """Refuse changes that are valid one by one but not together (min_span > window)."""
-        specs = {s.name: s for s in activity_params.PARAMS}
-        merged: dict[str, Any] = dict(self.params)
-        for param in params:
-            spec = specs.get(param.name)
-            if spec is None or validate_value(spec, param.value):
-                continue  # not ours, or VisioNode refuses it with its own reason
-            merged[param.name] = param.value
-        try:
-            dynamics_config_from_params(merged)
-            ActivitySmoother(merged["smoothing_time_constant"], merged["stale_after"])
-        except ValueError as exc:
-            self.get_logger().warning(f"refused parameter change: {exc}")
-            return SetParametersResult(successful=False, reason=str(exc))
-        return SetParametersResult(successful=True)
 
     def _apply(self, changed: dict[str, Any]) -> None:
         with self._lock:
@@ -140,30 +134,16 @@ class ActivityNode(VisioNode):
         lag = self.now_s() - stamp
         self._stats.record(time.monotonic() - t0, lag if math.isfinite(lag) else 0.0)
 
-    def _publish_diagnostics(self) -> None:
-        summary = self._stats.summary()
-        status = DiagnosticStatus(
-            name=f"{self.get_fully_qualified_name()}: activity",
-            hardware_id="visio_memoria",
-            level=DiagnosticStatus.OK,
-            message="ok",
-        )
-        if summary["errors"] and summary["processed"] == 0:
-            status.level, status.message = DiagnosticStatus.ERROR, "every message failed"
+    def _counters(self) -> dict[str, float]:
         with self._lock:
             engine_stats = dict(self._engine.stats)
             tracks = self._engine.n_tracks
-        values = {
-            **summary,
+        return {
             "received": float(self._received),
             "dropped": 0.0,
             "tracks": float(tracks),
             **{f"persons_{k}": float(v) for k, v in engine_stats.items()},
         }
-        status.values = [KeyValue(key=k, value=f"{v:.6g}") for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(msg)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -87,8 +87,15 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
 class VisioNode(Node):
     """A node whose parameters come from ``ParamSpec``s: declared, described and validated."""
 
-    def __init__(self, name: str, specs: Sequence[ParamSpec], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        specs: Sequence[ParamSpec],
+        cross_check: Callable[[dict[str, Any]], str | None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name, **kwargs)
+        self._cross_check = cross_check
         self._specs = {s.name: s for s in specs}
         self.params: dict[str, Any] = {}
         for spec in specs:
@@ -103,6 +110,9 @@ class VisioNode(Node):
             if problem:
                 raise NodeStartupError(f"parameter {problem}")
             self.params[spec.name] = value
+        problem = cross_check(dict(self.params)) if cross_check else None
+        if problem:
+            raise NodeStartupError(f"parameters: {problem}")
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._param_listeners: list[Callable[[dict[str, Any]], None]] = []
         self.exit_code: int | None = None
@@ -127,6 +137,11 @@ class VisioNode(Node):
                 self.get_logger().warning(f"refused parameter change: {problem}")
                 return SetParametersResult(successful=False, reason=problem)
             changed[p.name] = p.value
+        if self._cross_check is not None and changed:
+            problem = self._cross_check({**self.params, **changed})
+            if problem:
+                self.get_logger().warning(f"refused parameter change: {problem}")
+                return SetParametersResult(successful=False, reason=problem)
         self.params.update(changed)
         if changed:
             self.get_logger().info(f"parameters changed: {changed}")
@@ -213,6 +228,47 @@ class StageStats:
             }
 
 
+class StageDiagnostics:
+    """Publishes one stage's counters on /diagnostics once a second."""
+
+    def __init__(
+        self,
+        node: Node,
+        name: str,
+        stats: StageStats,
+        counters: Callable[[], dict[str, float]] | None = None,
+    ) -> None:
+        self._node = node
+        self._name = name
+        self._stats = stats
+        self._counters = counters
+        self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._timer = node.create_timer(1.0, self.publish)
+
+    def publish(self) -> None:
+        """Publish the current counters (OK, WARN when dropping most input, ERROR when failing)."""
+        summary = self._stats.summary()
+        extra = self._counters() if self._counters else {}
+        status = DiagnosticStatus()
+        status.name = f"{self._node.get_fully_qualified_name()}: {self._name}"
+        status.hardware_id = "visio_memoria"
+        status.level = DiagnosticStatus.OK
+        status.message = "ok"
+        received, dropped = extra.get("received", 0.0), extra.get("dropped", 0.0)
+        if summary["errors"] and summary["processed"] == 0:
+            status.level = DiagnosticStatus.ERROR
+            status.message = "every item failed"
+        elif dropped and dropped > received / 2:
+            status.level = DiagnosticStatus.WARN
+            status.message = "dropping more than half of the input: processing is too slow"
+        values = {**summary, **extra}
+        status.values = [KeyValue(key=k, value=f"{v:.6g}") for k, v in values.items()]
+        msg = DiagnosticArray()
+        msg.header.stamp = self._node.get_clock().now().to_msg()
+        msg.status = [status]
+        self._pub.publish(msg)
+
+
 class FrameWorker:
     """Runs ``process(item)`` on a thread for the newest item only; the executor never blocks.
 
@@ -236,8 +292,12 @@ class FrameWorker:
         self._thread = threading.Thread(
             target=self._run, name=f"{node.get_name()}-{name}", daemon=True
         )
-        self._diag_pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diag_timer = node.create_timer(1.0, self._publish_diagnostics)
+        self.diagnostics = StageDiagnostics(
+            node,
+            name,
+            self.stats,
+            lambda: {"received": float(self.slot.received), "dropped": float(self.slot.dropped)},
+        )
         self._thread.start()
 
     def submit(self, item: Any) -> None:
@@ -266,30 +326,6 @@ class FrameWorker:
                 except Exception:
                     lag = 0.0
             self.stats.record(time.monotonic() - t0, lag)
-
-    def _publish_diagnostics(self) -> None:
-        summary = self.stats.summary()
-        status = DiagnosticStatus()
-        status.name = f"{self._node.get_fully_qualified_name()}: {self._name}"
-        status.hardware_id = "visio_memoria"
-        status.level = DiagnosticStatus.OK
-        status.message = "ok"
-        if summary["errors"] and summary["processed"] == 0:
-            status.level = DiagnosticStatus.ERROR
-            status.message = "every item failed"
-        elif self.slot.dropped and self.slot.dropped > self.slot.received // 2:
-            status.level = DiagnosticStatus.WARN
-            status.message = "dropping more than half of the input: processing is too slow"
-        values = {
-            **summary,
-            "received": float(self.slot.received),
-            "dropped": float(self.slot.dropped),
-        }
-        status.values = [KeyValue(key=k, value=f"{v:.6g}") for k, v in values.items()]
-        msg = DiagnosticArray()
-        msg.header.stamp = self._node.get_clock().now().to_msg()
-        msg.status = [status]
-        self._diag_pub.publish(msg)
 
     def close(self) -> None:
         """Stop the worker thread."""

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from visio_memoria.msg import (
     ActivityArray,
@@ -25,6 +26,7 @@ from visio_memoria.msg import (
 from visio_memoria.srv import (
     DiscardUnknowns,
     ForgetPerson,
+    GetGallery,
     LabelUnknown,
     ListPersons,
     ListUnknownClusters,
@@ -39,11 +41,13 @@ from visio_memoria.srv import (
 from ..config import memory as memory_params
 from ..core.types import Status
 from ..memory import (
+    PENDING,
     STORE_ERRORS,
     OptedOutError,
     SQLiteStore,
     StoreUnavailable,
 )
+from ..memory.clustering import centroids_of
 from .common import LATCHED_QOS, RELIABLE_QOS, VisioNode, run_node, s_to_stamp, stamp_to_s
 from .convert import identity_from_msg
 from .images import ImageConverter, rgb_to_msg
@@ -90,6 +94,7 @@ class MemoryNode(VisioNode):
             (ListPersons, "list_persons", self._list_persons),
             (ListUnknownClusters, "list_unknown_clusters", self._list_clusters),
             (ListVisits, "list_visits", self._list_visits),
+            (GetGallery, "get_gallery", self._get_gallery),
         ]
         for srv_type, name, handler in services:
             self.create_service(srv_type, f"visio_memoria/{name}", self._guard(name, handler))
@@ -350,6 +355,33 @@ class MemoryNode(VisioNode):
             for v in visits
         ]
         resp.message = f"{len(visits)} visits"
+
+    def _get_gallery(self, req: GetGallery.Request, resp: GetGallery.Response) -> None:
+        gallery = self._store.gallery(req.embedder)
+        resp.revision = int(gallery.revision)
+        resp.dim = int(gallery.dim)
+        resp.embedding_ids = [e.embedding_id for e in gallery.entries]
+        resp.person_ids = [e.person_id for e in gallery.entries]
+        resp.names = [e.name for e in gallery.entries]
+        resp.vectors = gallery.vectors.reshape(-1).astype(np.float32)
+        resp.negative_person_ids = [n.person_id for n in gallery.negatives]
+        resp.negative_vectors = (
+            np.concatenate([n.vector for n in gallery.negatives]).astype(np.float32)
+            if gallery.negatives else np.zeros(0, np.float32)
+        )
+        resp.opted_out_person_ids = sorted(gallery.opted_out)
+        unknowns = [u for u in self._store.list_unknowns() if u.embedder == req.embedder
+                    and u.cluster_id != PENDING]
+        centroids = centroids_of(np.stack([u.vector for u in unknowns]),
+                                 [u.cluster_id for u in unknowns]) if unknowns else {}
+        resp.cluster_ids = list(centroids)
+        resp.cluster_centroids = (
+            np.concatenate(list(centroids.values())).astype(np.float32)
+            if centroids else np.zeros(0, np.float32)
+        )
+        resp.cluster_similarity = float(self.params["cluster_similarity"])
+        resp.message = (f"{len(gallery.entries)} vectors of {len(set(resp.person_ids))} persons "
+                        f"at revision {gallery.revision}")
 
     def close(self) -> None:
         """Close the store (checkpoints the WAL)."""
