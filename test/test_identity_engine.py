@@ -290,7 +290,7 @@ def test_config_defaults_sentinels_and_validation() -> None:
     assert len(names) == len(set(names))
     assert set(names) == set(EngineConfig.__dataclass_fields__)
     dlib = EngineConfig()
-    assert (dlib.thresholds.accept, dlib.thresholds.reject) == (0.925, 0.9)
+    assert (dlib.thresholds.accept, dlib.thresholds.reject) == (0.915, 0.895)
     assert EngineConfig(embedder="dinov3_vits16").thresholds.accept == 0.8  # prefix match
     assert EngineConfig(embedder="mystery").thresholds.accept == 0.6
     assert EngineConfig(accept_threshold=0.95).thresholds.accept == 0.95

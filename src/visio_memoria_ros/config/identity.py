@@ -8,10 +8,13 @@ embedder, so ``accept_threshold`` / ``reject_threshold`` default to the sentinel
 ==================  ====  ======  ======  ==================================================
 embedder id         dim   accept  reject  source of the numbers
 ==================  ====  ======  ======  ==================================================
-dlib_resnet_v1_128  128   0.925   0.900   measured here on the BBT set (40 crops, 8 people):
-                                          leave-one-out best genuine person >= 0.926, best
-                                          impostor person <= 0.916 (dlib vectors share a
-                                          large common direction, so strangers sit ~0.84)
+dlib_resnet_v1_128  128   0.915   0.895   measured here on the BBT set (8 people): the 23
+                                          group-photo faces (MTCNN + alignment) against the
+                                          gallery crops: best genuine >= 0.919, best impostor
+                                          <= 0.899; leave-one-out on the crops: impostor
+                                          <= 0.916 (dlib vectors share a large common
+                                          direction, so strangers sit ~0.84). Calibrate on
+                                          your own faces: visio-memoria eval --target-far
 onnx_arcface        512   0.450   0.300   usual ArcFace/InsightFace verification range
 dinov3_vitb16       768   0.800   0.650   placeholder: frozen DINOv3 is weak for faces
                                           (DESIGN.md decision 4); calibrate before relying
@@ -43,7 +46,7 @@ class EmbedderDefaults:
 
 
 EMBEDDER_DEFAULTS: Mapping[str, EmbedderDefaults] = {
-    "dlib_resnet_v1_128": EmbedderDefaults(accept=0.925, reject=0.900, dim=128),
+    "dlib_resnet_v1_128": EmbedderDefaults(accept=0.915, reject=0.895, dim=128),
     "onnx_arcface": EmbedderDefaults(accept=0.45, reject=0.30, dim=512),
     "dinov3_vitb16": EmbedderDefaults(accept=0.80, reject=0.65, dim=768),
 }
@@ -80,7 +83,7 @@ PARAMS: list[ParamSpec] = [
         "accept_threshold",
         EMBEDDER_DEFAULT,
         "Cosine similarity at or above which a track is KNOWN. -1.0 = the active embedder's "
-        "default (config/identity.py EMBEDDER_DEFAULTS: dlib_resnet_v1 0.925, onnx_arcface "
+        "default (config/identity.py EMBEDDER_DEFAULTS: dlib_resnet_v1_128 0.915, onnx_arcface "
         "0.45, dinov3_vitb16 0.80, other 0.60).",
         min=-1.0,
         max=1.0,
@@ -89,7 +92,7 @@ PARAMS: list[ParamSpec] = [
         "reject_threshold",
         EMBEDDER_DEFAULT,
         "Cosine similarity below which a track is UNKNOWN (a stranger); between reject and "
-        "accept it is UNCERTAIN. -1.0 = the active embedder's default (dlib_resnet_v1 0.90, "
+        "accept it is UNCERTAIN. -1.0 = the active embedder's default (dlib_resnet_v1_128 0.895, "
         "onnx_arcface 0.30, dinov3_vitb16 0.65, other 0.45). Must not exceed accept.",
         min=-1.0,
         max=1.0,
