@@ -17,6 +17,7 @@ def _policy(**kw: float) -> EmbedPolicy:
         quality_rel_margin=0.10,
         quality_abs_margin=0.02,
         refresh_interval_s=0.0,
+        refresh_after_budget_s=0.0,
         forget_after_s=5.0,
     )
     base.update(kw)
@@ -70,11 +71,20 @@ def test_interval_blocks_even_big_improvements() -> None:
 
 
 def test_budget() -> None:
-    p = _policy(max_embeddings_per_track=2)
+    p = _policy(max_embeddings_per_track=2, refresh_after_budget_s=10.0)
     _step(p, 1, 0.1, 0.0)
     assert _step(p, 1, 0.5, 2.0) == "improved"
     assert _step(p, 1, 0.99, 4.0) == "budget"
     assert p.embedding_count(1) == 2
+    assert _step(p, 1, 0.5, 11.9) == "budget"
+    assert _step(p, 1, 0.5, 12.0) == "refresh"  # slow refresh past the budget
+    assert p.embedding_count(1) == 3
+
+
+def test_no_refresh_after_budget_when_disabled() -> None:
+    p = _policy(max_embeddings_per_track=1, refresh_after_budget_s=0.0)
+    _step(p, 1, 0.1, 0.0)
+    assert _step(p, 1, 0.9, 100.0) == "budget"
 
 
 def test_refresh_gives_votes_without_improvement() -> None:
@@ -154,7 +164,8 @@ def test_build_from_node_params() -> None:
         quality_rel_margin=0.2,
         quality_abs_margin=0.01,
         refresh_interval_s=0.0,
+        refresh_after_budget_s=30.0,
         forget_track_after_s=3.0,
         unrelated_param="ignored",
     )
-    assert p.config == EmbedPolicyConfig(2.0, 7, 0.2, 0.01, 0.0, 3.0)
+    assert p.config == EmbedPolicyConfig(2.0, 7, 0.2, 0.01, 0.0, 30.0, 3.0)

@@ -189,7 +189,8 @@ PARAMS: list[ParamSpec] = [
     ParamSpec(
         "max_embeddings_per_track",
         5,
-        "Most embeddings made for one face track; later crops are not embedded.",
+        "Most embeddings made for one face track from new, improved or refreshed crops; past "
+        "it only refresh_after_budget_s applies.",
         min=1,
         max=1000,
     ),
@@ -215,6 +216,15 @@ PARAMS: list[ParamSpec] = [
         "over several embeddings [s]; 0 = only new or improved crops.",
         min=0.0,
         max=600.0,
+    ),
+    ParamSpec(
+        "refresh_after_budget_s",
+        10.0,
+        "Once a track used max_embeddings_per_track, re-embed it at this slower period so its "
+        "identity follows gallery changes (someone named while in view is greeted) [s]; "
+        "0 = never.",
+        min=0.0,
+        max=3600.0,
     ),
     ParamSpec(
         "forget_track_after_s",

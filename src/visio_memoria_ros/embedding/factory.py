@@ -116,6 +116,7 @@ def build_embed_policy(**params: Any) -> EmbedPolicy:
             quality_rel_margin=float(params.get("quality_rel_margin", 0.10)),
             quality_abs_margin=float(params.get("quality_abs_margin", 0.05)),
             refresh_interval_s=float(params.get("refresh_interval_s", 2.0)),
+            refresh_after_budget_s=float(params.get("refresh_after_budget_s", 10.0)),
             forget_after_s=float(params.get("forget_track_after_s", 10.0)),
         )
     )

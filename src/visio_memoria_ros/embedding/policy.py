@@ -17,6 +17,7 @@ class EmbedPolicyConfig:
     quality_rel_margin: float = 0.10
     quality_abs_margin: float = 0.05
     refresh_interval_s: float = 2.0
+    refresh_after_budget_s: float = 10.0
     forget_after_s: float = 10.0
 
     def __post_init__(self) -> None:
@@ -25,6 +26,7 @@ class EmbedPolicyConfig:
             "quality_rel_margin",
             "quality_abs_margin",
             "refresh_interval_s",
+            "refresh_after_budget_s",
             "forget_after_s",
         ):
             value = getattr(self, name)
@@ -94,9 +96,14 @@ class EmbedPolicy:
             return EmbedDecision(True, "new")
         state.last_seen = stamp
         cfg = self.config
-        if state.count >= cfg.max_embeddings_per_track:
-            return EmbedDecision(False, "budget")
         since = stamp - state.last_embed
+        if state.count >= cfg.max_embeddings_per_track:
+            # Past the budget only a slow refresh, so a track's identity still follows gallery
+            # changes (a person named while in view gets greeted).
+            slow = cfg.refresh_after_budget_s
+            if slow > 0 and since >= slow:
+                return EmbedDecision(True, "refresh")
+            return EmbedDecision(False, "budget")
         if since < cfg.min_interval_s:
             return EmbedDecision(False, "interval")
         if math.isfinite(quality) and quality >= self.required_quality(track_id):

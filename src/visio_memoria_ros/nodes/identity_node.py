@@ -2,7 +2,10 @@
 
 The gallery comes from memory_node (``visio_memoria/get_gallery``) at start and again whenever
 ``memory/events`` announces a new revision, so labelling, merging or forgetting takes effect
-without a restart; until memory_node answers, every face is UNKNOWN or UNCERTAIN. Frames are
+without a restart; until memory_node answers, every face is UNKNOWN or UNCERTAIN. Before the
+first gallery, the node asks memory_node for the visits still open (``visio_memoria/
+list_visits``) and takes them over, so a restart of this node in the middle of somebody's
+visit does not greet them a second time. Frames are
 decided in arrival order inside the subscription callback: the engine is light (a FAISS search
 and a vote per frame) and voting needs every frame it gets.
 """
@@ -16,7 +19,7 @@ from typing import Any
 import numpy as np
 from std_msgs.msg import String
 from visio_memoria.msg import IdentityArray, MemoryEvent, Perception
-from visio_memoria.srv import GetGallery
+from visio_memoria.srv import GetGallery, ListVisits
 
 from ..config import identity as identity_params
 from ..core.types import NO_TRACK, Status
@@ -29,9 +32,13 @@ from .common import (
     StageStats,
     VisioNode,
     run_node,
+    stamp_to_s,
 )
 from .convert import frame_from_msg, identities_to_msg
 from .images import ImageConverter
+
+#: Newest visits asked from memory_node at start to find the open ones (newest first).
+OPEN_VISITS_LIMIT = 500
 
 
 class IdentityNode(VisioNode):
@@ -52,13 +59,17 @@ class IdentityNode(VisioNode):
         self._lock = threading.Lock()
         self._revision = -1
         self._pending = False
+        self._persons_changed = False
         self._clusters: tuple[np.ndarray, np.ndarray, float] | None = None
         self._track_cluster: dict[int, int] = {}
+        self._visits_resumed = False
+        self._visits_waits = 0
 
         self._identities = self.create_publisher(IdentityArray, "identities", RELIABLE_QOS)
         # Volatile on purpose: a speech node that starts late must not speak a stale greeting.
         self._greeting = self.create_publisher(String, "greeting", RELIABLE_QOS)
         self._gallery_client = self.create_client(GetGallery, "visio_memoria/get_gallery")
+        self._visits_client = self.create_client(ListVisits, "visio_memoria/list_visits")
         self.create_subscription(Perception, "perception", self._on_perception, RELIABLE_QOS)
         self.create_subscription(MemoryEvent, "memory/events", self._on_event, LATCHED_QOS)
         self.create_timer(2.0, self._retry_gallery)
@@ -72,6 +83,8 @@ class IdentityNode(VisioNode):
     # -- gallery -------------------------------------------------------------------------------
     def _on_event(self, msg: MemoryEvent) -> None:
         if int(msg.revision) != self._revision:
+            if msg.kind not in ("clustered", "discarded", "started"):
+                self._persons_changed = True
             self._request_gallery()
 
     def _retry_gallery(self) -> None:
@@ -82,9 +95,42 @@ class IdentityNode(VisioNode):
         with self._lock:
             if self._pending or not self._gallery_client.service_is_ready():
                 return
+            resume = not self._visits_resumed
+            if resume and not self._visits_client.service_is_ready():
+                # Discovery of the two services may differ by a moment: wait a few retries.
+                self._visits_waits += 1
+                if self._visits_waits <= 5:
+                    return
+                self.get_logger().warning("memory_node offers no list_visits: open visits not "
+                                          "resumed (a visit in progress may be greeted again)")
+                self._visits_resumed, resume = True, False
             self._pending = True
+        if resume:  # open visits first: no KNOWN decision (no greeting) before they are in
+            future = self._visits_client.call_async(
+                ListVisits.Request(person_id=-1, limit=OPEN_VISITS_LIMIT))
+            future.add_done_callback(self._on_open_visits)
+            return
         future = self._gallery_client.call_async(GetGallery.Request(embedder=self._engine.embedder))
         future.add_done_callback(self._on_gallery)
+
+    def _on_open_visits(self, future: Any) -> None:
+        """Take over the visits memory_node still has open, then ask for the gallery."""
+        try:
+            resp = future.result()
+            if not resp.success:
+                raise RuntimeError(resp.message)
+            open_visits = [(int(v.person_id), stamp_to_s(v.start)) for v in resp.visits
+                           if v.end.sec == 0 and v.end.nanosec == 0]
+            n = self._engine.resume_visits(open_visits, self.now_s())
+            if n:
+                self.get_logger().info(f"resumed {n} open visit(s): those persons are not "
+                                       "greeted again during their visit")
+        except Exception as exc:  # greet twice rather than never
+            self.get_logger().warning(f"open visits not resumed: {exc}")
+        with self._lock:
+            self._visits_resumed = True
+            self._pending = False
+        self._request_gallery()
 
     def _on_gallery(self, future: Any) -> None:
         with self._lock:
@@ -104,6 +150,12 @@ class IdentityNode(VisioNode):
             self.get_logger().error(f"gallery not loaded: {exc}")
             return
         self._revision = int(resp.revision)
+        if self._persons_changed:
+            # Votes cast against the old gallery are stale: tracks decide again from their next
+            # embeddings. Visits (and so greetings) are kept per person, not per track.
+            self._persons_changed = False
+            self._engine.reset_tracks()
+            self._track_cluster.clear()
         self.get_logger().info(
             f"gallery revision {resp.revision}: {report.num_vectors} vectors of "
             f"{report.num_persons} persons, {report.num_negatives} negatives, "
