@@ -145,8 +145,10 @@ PARAMS: list[ParamSpec] = [
     ),
     ParamSpec(
         "track_timeout",
-        2.0,
-        "Seconds a face track may go unseen before its votes are forgotten [s].",
+        5.0,
+        "Seconds a face track may go unseen before its votes are forgotten [s]. Longer than "
+        "the slowest expected gap between processed frames (a busy CPU may process a large "
+        "image only every 1-3 s).",
         min=0.05,
         max=3600.0,
     ),

@@ -71,7 +71,7 @@ class EngineConfig:
     vote_window: int = 5
     min_votes: int = 2
     switch_margin: float = 0.05
-    track_timeout: float = 2.0
+    track_timeout: float = 5.0
     greeting_template: str = "Welcome back, {name}!"
     visit_absence: float = 60.0
     greeting_cooldown: float = 300.0
@@ -413,6 +413,19 @@ class IdentityEngine:
             for tid in self._voter.track_ids():
                 self._voter.forget_track(tid)
                 self._greeter.forget_track(tid)
+
+    def resume_visits(self, visits: Iterable[tuple[int, float]], t: float) -> int:
+        """Seed the greeting policy with visits still open (person id, start [s]) at ``t``.
+
+        A restarted identity node calls this with the memory's open visits, so a person whose
+        visit is in progress is not greeted a second time. Returns how many were taken over.
+        """
+        n = 0
+        with self._frame_lock:
+            for person_id, start in visits:
+                self._greeter.resume_visit(int(person_id), float(start), t)
+                n += 1
+        return n
 
     def close_visits(self) -> list[Visit]:
         """Close all open visits (shutdown) and return them."""

@@ -1,0 +1,157 @@
+"""End to end over DDS, the whole identity loop on real faces (BBT).
+
+Replay the gallery crops of three identities -> memory_node clusters them as three unknown
+clusters -> label them with the services -> replay a group photo -> ``/greeting`` names
+exactly those three; an identity never labelled is never welcomed back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.dds, pytest.mark.bbt, pytest.mark.slow]
+
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from visio_memoria.msg import IdentityArray  # noqa: E402
+from visio_memoria.srv import LabelUnknown, ListPersons, ListUnknownClusters  # noqa: E402
+
+from visio_memoria_ros.nodes.common import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
+from visio_memoria_ros.nodes.images import rgb_to_msg  # noqa: E402
+
+LABELLED = ("raj", "leonard", "howard")  # all three are in bbt1.jpg, with sheldon
+NEVER_LABELLED = "sheldon"
+PIPELINE = {
+    "detector_node": {"torch_threads": 1},
+    "embedding_node": {"scene_embedder": "none", "torch_num_threads": 1},
+    "identity_node": {},
+    "memory_node": {"recluster_period": 2.0},
+}
+
+
+def _rgb(path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def _canvas(crops: list[np.ndarray]) -> np.ndarray:
+    """One 640x480 frame with the crops side by side (one person per horizontal slot)."""
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    for i, crop in enumerate(crops):
+        x = 20 + i * 210
+        canvas[150 : 150 + crop.shape[0], x : x + crop.shape[1]] = crop
+    return canvas
+
+
+class Replay:
+    """Publishes frames stamped like a live camera: camera time advances with wall time."""
+
+    def __init__(self, ros, t0: float) -> None:
+        self.pub = ros.node.create_publisher(Image, "image_raw", SENSOR_QOS)
+        self.offset = t0 - time.monotonic()
+        self.t = t0
+
+    def send(self, rgb: np.ndarray) -> None:
+        self.t = time.monotonic() + self.offset
+        msg = rgb_to_msg(rgb, encoding="rgb8")
+        msg.header.stamp.sec = int(self.t)
+        msg.header.stamp.nanosec = round((self.t % 1) * 1e9)
+        msg.header.frame_id = "head_camera"
+        self.pub.publish(msg)
+
+
+def test_unknowns_labelled_by_service_are_greeted_by_name(ros, launch, bbt_dir, tmp_path):
+    procs = [
+        launch(name, params={**params, **({"data_dir": str(tmp_path / "memory")}
+                                          if name == "memory_node" else {})})
+        for name, params in PIPELINE.items()
+    ]
+    greetings = ros.collect(String, "greeting", RELIABLE_QOS)
+    identities = ros.collect(IdentityArray, "identities", RELIABLE_QOS)
+    replay = Replay(ros, 1_800_000_000.0)
+    ros.wait_for_subscribers(replay.pub, 1, 180, procs)
+    sub = next(s for s in ros.node.subscriptions if s.topic_name == "/identities")
+    ros.wait_for_publishers(sub, 1, 180, procs)
+
+    # 1. The three strangers stand side by side; their gallery crops cycle.
+    crops = {n: [_rgb(p) for p in sorted((bbt_dir / n).iterdir())] for n in LABELLED}
+    list_clusters = ros.node.create_client(ListUnknownClusters,
+                                           "visio_memoria/list_unknown_clusters")
+    frame = [0]
+
+    def clusters():
+        return ros.call(list_clusters, ListUnknownClusters.Request(max_samples=1, min_size=3),
+                        30, procs).clusters
+
+    def replay_strangers():
+        k = frame[0]
+        frame[0] += 1
+        replay.send(_canvas([crops[n][(k // 5) % 5] for n in LABELLED]))
+        return k % 10 == 0 and len(clusters()) >= 3
+
+    ros.spin_until(replay_strangers, 240, "three unknown clusters", procs)
+    found = clusters()
+    assert len(found) == 3, [(c.cluster_id, c.size) for c in found]
+    assert not greetings, f"a stranger was greeted: {[g.data for g in greetings]}"
+
+    # 2. Label each cluster; tell which is which with the same embedder, in this process.
+    from visio_memoria_ros.embedding import build_face_embedder
+    from visio_memoria_ros.nodes.images import ImageConverter
+
+    embedder = build_face_embedder("dlib")
+    converter = ImageConverter()
+    reference = {}
+    for name in LABELLED:  # the same canonical crops the nodes stored, made here
+        from visio_memoria_ros.perception import Perceiver
+
+        perceiver = Perceiver()
+        faces = perceiver.process(crops[name][0]).faces
+        reference[name] = embedder.embed([faces[0].crop])[0]
+    label = ros.node.create_client(LabelUnknown, "visio_memoria/label_unknown")
+    named = set()
+    for cluster in found:
+        v = embedder.embed([converter.to_rgb(cluster.sample_crops[0])])[0]
+        name = max(LABELLED, key=lambda n: float(reference[n] @ v))
+        named.add(name)
+        resp = ros.call(label, LabelUnknown.Request(cluster_id=cluster.cluster_id,
+                                                    name=name.capitalize()), 30, procs)
+        assert resp.success, resp.message
+    assert named == set(LABELLED), "two clusters hold the same person"
+    persons = ros.call(ros.node.create_client(ListPersons, "visio_memoria/list_persons"),
+                       ListPersons.Request(), 30, procs).persons
+    assert sorted(p.name for p in persons) == sorted(n.capitalize() for n in LABELLED)
+
+    # 3. Ten seconds later the group photo: exactly the three are welcomed back.
+    replay.offset += 10.0
+    group = _rgb(bbt_dir / "bbt1.jpg")
+    labels = json.loads((bbt_dir / "labels.json").read_text())["group_photos"]["bbt1.jpg"]
+    assert {x["name"] for x in labels} == {*LABELLED, NEVER_LABELLED}
+    expected = {f"Welcome back, {n.capitalize()}!" for n in LABELLED}
+
+    def replay_group():
+        replay.send(group)
+        return expected <= {g.data for g in greetings}
+
+    try:
+        ros.spin_until(replay_group, 180, f"greetings {sorted(expected)}", procs)
+    except AssertionError as exc:
+        seen = [[(i.track_id, i.status, round(i.similarity, 3), i.name, i.new_evidence)
+                 for i in m.identities] for m in identities[-8:]]
+        raise AssertionError(f"{exc}\nlast identities: {seen}\n"
+                             f"greetings: {[g.data for g in greetings]}") from None
+    for _ in range(30):  # keep watching: nobody else, nobody twice
+        replay.send(group)
+        ros.executor.spin_once(timeout_sec=0.1)
+    said = [g.data for g in greetings]
+    assert sorted(said) == sorted(expected), said
+    # Sheldon's face is in the photo and never KNOWN.
+    sheldon = next(x["center"] for x in labels if x["name"] == NEVER_LABELLED)
+    for msg in identities[-10:]:
+        for ident in msg.identities:
+            x1, y1, x2, y2 = ident.bbox
+            if x1 <= sheldon[0] <= x2 and y1 <= sheldon[1] <= y2:
+                assert ident.status != ident.STATUS_KNOWN, ident.name
