@@ -23,7 +23,7 @@ test: build
 	$(ENV) ruff check . && python -m pytest $(PYTEST_ARGS)
 
 demo: build
-	$(ENV) python -m visio_memoria_ros.demo $(DEMO_ARGS)
+	$(ENV) python -m visio_memoria_ros.nodes.demo $(DEMO_ARGS)
 
 bench: build
 	$(ENV) python bench/run_all.py $(BENCH_ARGS)
