@@ -196,6 +196,20 @@ class GreetingPolicy:
         self._announced_tracks.add(track_id)
         return Greeting(self.unknown_text, t, track_id)
 
+    def resume_visit(self, person_id: int, start: float, t: float) -> None:
+        """Take over a visit still open elsewhere (the memory): greeted at ``start``, seen at ``t``.
+
+        After a restart of the greeting process the person is not greeted again while this
+        visit goes on, and the cooldown counts from ``start``.
+        """
+        start, t = float(start), float(t)
+        if not (math.isfinite(start) and math.isfinite(t)):
+            raise ValueError(f"times must be finite, got start={start}, t={t}")
+        pid = int(person_id)
+        self.visits.observe(pid, t)
+        last = self._last_greeted.get(pid)
+        self._last_greeted[pid] = start if last is None else max(last, start)
+
     def forget_track(self, track_id: int) -> None:
         """Forget that a track was announced (call when the track ends)."""
         self._announced_tracks.discard(track_id)

@@ -43,7 +43,10 @@ def secure_dir(path: str | Path) -> Path:
                     "(it is not made private)", p)
         return p
     if stat.S_IMODE(mode) != DIR_MODE:
-        os.chmod(p, DIR_MODE)
+        try:
+            os.chmod(p, DIR_MODE)
+        except OSError as exc:  # read-only media: the store then opens read-only
+            LOG.warning("could not make %s private (mode %o): %s", p, stat.S_IMODE(mode), exc)
     return p
 
 

@@ -166,6 +166,10 @@ class SQLiteStore(MemoryStore):
         path = Path(db_path).expanduser() if db_path else data_dir / "memory.db"
         if not path.is_absolute():
             path = data_dir / path
+            if not path.resolve().is_relative_to(data_dir.resolve()):
+                raise StoreUnavailable(f"db_path {db_path!r} points outside data_dir "
+                                       f"{data_dir}; give an absolute path to mean that",
+                                       reason="unavailable")
         if not params.get("read_only", False):
             secure_dir(data_dir)
         cluster = clustering.ClusterParams(
@@ -197,6 +201,13 @@ class SQLiteStore(MemoryStore):
             uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
             conn = sqlite3.connect(uri, uri=True, isolation_level=None,
                                    check_same_thread=False, timeout=timeout)
+            if not self._wal_readable(conn):
+                # A WAL file on read-only media without its -shm: SQLite cannot create the
+                # shared-memory file, so open it immutable (nobody can write it there).
+                conn.close()
+                LOG.warning("%s is on a read-only file system: opened immutable", self.path)
+                conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None,
+                                       check_same_thread=False, timeout=timeout)
         else:
             conn = sqlite3.connect(str(self.path), isolation_level=None,
                                    check_same_thread=False, timeout=timeout)
@@ -204,6 +215,17 @@ class SQLiteStore(MemoryStore):
         conn.execute("PRAGMA secure_delete = ON")
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         return conn
+
+    def _wal_readable(self, conn: sqlite3.Connection) -> bool:
+        """False when a read-only connection cannot read (WAL without -shm, read-only dir)."""
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as exc:
+            shm = Path(f"{self.path}-shm")
+            if shm.exists() or os.access(self.path.parent, os.W_OK):
+                raise _unavailable(exc) from exc
+            return False
+        return True
 
     def _open(self) -> sqlite3.Connection:
         exists = self.path.exists()

@@ -96,18 +96,28 @@ class MemoryNode(VisioNode):
             (ListVisits, "list_visits", self._list_visits),
             (GetGallery, "get_gallery", self._get_gallery),
         ]
+        # Services and the revision poll get a callback group of their own: in the node's
+        # default group they queued behind the identities subscription, and under a steady
+        # stream of faces no labelling call was answered at all (the store is thread-safe).
+        control = MutuallyExclusiveCallbackGroup()
         for srv_type, name, handler in services:
-            self.create_service(srv_type, f"visio_memoria/{name}", self._guard(name, handler))
+            self.create_service(srv_type, f"visio_memoria/{name}", self._guard(name, handler),
+                                callback_group=control)
 
         self._publish_event(
             "started", [], f"memory_node started at revision {self._store.revision}", force=True
         )
-        self.create_timer(1.0, self._poll_revision)
-        self.create_timer(5.0, self._close_stale_visits)
+        self.create_timer(1.0, self._poll_revision, callback_group=control)
+        self.create_timer(5.0, self._close_stale_visits, callback_group=control)
         slow = MutuallyExclusiveCallbackGroup()
-        self.create_timer(self.params["recluster_period"], self._recluster, callback_group=slow)
+        if self.params["recluster_period"] > 0:  # 0 = never (a 0 s timer would fire non-stop)
+            self.create_timer(self.params["recluster_period"], self._recluster,
+                              callback_group=slow)
         self.create_timer(self.params["purge_period"], self._purge, callback_group=slow)
         self._close_stale_visits()
+        # Retention also at start: a robot restarted more often than purge_period (every night,
+        # on each crash) would otherwise never delete expired faces and visits.
+        self._purge()
 
     # -- topics ------------------------------------------------------------------------------
     def _on_activities(self, msg: ActivityArray) -> None:

@@ -1,0 +1,138 @@
+"""Shared pieces of the reliability, fuzz and privacy tests: messages, service calls, db checks.
+
+Imported by test_reliability_*.py, test_fuzz_*.py and test_privacy_*.py only. Messages are
+built the way the real nodes build them (rgb_to_msg crops, 128-d dlib-sized embeddings), the
+database is inspected with plain ``sqlite3`` opened read-only, so a check never changes what a
+restarted node will find.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from visio_memoria.msg import Face, Identity, IdentityArray, Perception
+
+from visio_memoria_ros.memory.validation import validate_vector
+from visio_memoria_ros.nodes.common import s_to_stamp
+from visio_memoria_ros.nodes.images import rgb_to_msg
+
+#: The identity node's default embedder: its thresholds (accept 0.925) apply.
+EMBEDDER = "dlib_resnet_v1_128"
+DIM = 128
+FRAME = "front_cam"
+
+
+def unit(rng: np.random.Generator, dim: int = DIM) -> np.ndarray:
+    """A random unit float32 vector (a stranger: cosine ~0 with any other)."""
+    v = rng.normal(size=dim)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def stored_bytes(vector: np.ndarray) -> bytes:
+    """The exact bytes the store writes for ``vector`` when it is not encrypted."""
+    return validate_vector(np.asarray(vector, np.float32)).tobytes()
+
+
+def identities(t: float, rows: list[Identity], frame_id: str = FRAME) -> IdentityArray:
+    """An IdentityArray stamped ``t`` [s]."""
+    msg = IdentityArray(identities=rows)
+    msg.header.stamp = s_to_stamp(t)
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def unknown(track_id: int, vector: np.ndarray, crop: np.ndarray | None = None) -> Identity:
+    """An UNKNOWN identity carrying new evidence (memory_node stores it)."""
+    ident = Identity(track_id=track_id, person_track_id=-1, person_id=-1, name="",
+                     similarity=0.1, status=Identity.STATUS_UNKNOWN, unknown_cluster_id=-1,
+                     bbox=[10.0, 10.0, 60.0, 70.0], new_evidence=True,
+                     embedding=np.asarray(vector, np.float32).tolist(), embedder=EMBEDDER,
+                     quality=0.8)
+    if crop is not None:
+        ident.crop = rgb_to_msg(crop)
+    return ident
+
+
+def known(track_id: int, person_id: int, name: str = "") -> Identity:
+    """A KNOWN identity (memory_node records a visit)."""
+    return Identity(track_id=track_id, person_id=person_id, name=name, similarity=0.95,
+                    status=Identity.STATUS_KNOWN, bbox=[0.0, 0.0, 10.0, 10.0],
+                    unknown_cluster_id=-1, person_track_id=-1, quality=0.5,
+                    new_evidence=False, embedder=EMBEDDER)
+
+
+def perception(t: float, faces: list[tuple[int, np.ndarray]], frame_id: str = FRAME
+               ) -> Perception:
+    """A Perception message with one embedded face per (track id, vector)."""
+    msg = Perception(image_width=640, image_height=480)
+    msg.header.stamp = s_to_stamp(t)
+    msg.header.frame_id = frame_id
+    for track_id, vector in faces:
+        msg.faces.append(Face(
+            track_id=track_id, bbox=[100.0, 100.0, 200.0, 220.0],
+            landmarks=[120.0, 140.0, 180.0, 140.0, 150.0, 170.0, 125.0, 200.0, 175.0, 200.0],
+            score=0.99, quality=0.9, detector="synthetic",
+            embedding=np.asarray(vector, np.float32).tolist(), embedder=EMBEDDER))
+    return msg
+
+
+class Services:
+    """Memory service clients of the test node, created once per service name."""
+
+    def __init__(self, ros: Any, processes: list[Any]) -> None:
+        self.ros = ros
+        self.processes = processes
+        self._clients: dict[str, Any] = {}
+
+    def client(self, srv_type: Any, service: str, /) -> Any:
+        """The client of ``visio_memoria/<service>``."""
+        if service not in self._clients:
+            self._clients[service] = self.ros.node.create_client(
+                srv_type, f"visio_memoria/{service}")
+        return self._clients[service]
+
+    def call(self, srv_type: Any, service: str, /, timeout: float = 30.0, **fields: Any) -> Any:
+        """Call ``visio_memoria/<service>`` and return the response (fails on timeout)."""
+        return self.ros.call(self.client(srv_type, service), srv_type.Request(**fields),
+                             timeout=timeout, processes=self.processes)
+
+    def call_async(self, srv_type: Any, service: str, /, **fields: Any) -> Any:
+        """Send a request without waiting; returns the future."""
+        return self.client(srv_type, service).call_async(srv_type.Request(**fields))
+
+
+def read_only(db: Path) -> sqlite3.Connection:
+    """A read-only connection to the memory file (never checkpoints nor changes it)."""
+    return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10.0, isolation_level=None)
+
+
+def integrity(db: Path) -> str:
+    """``PRAGMA integrity_check`` + foreign keys: "ok" or the problems."""
+    conn = read_only(db)
+    try:
+        problems = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        fk = conn.execute("PRAGMA foreign_key_check").fetchall()
+    finally:
+        conn.close()
+    if fk:
+        problems.append(f"{len(fk)} foreign key violations: {fk[:5]}")
+    return "ok" if problems == ["ok"] else "; ".join(problems)
+
+
+def data_files(data_dir: Path) -> bytes:
+    """Every byte of every file under the data directory (db, -wal, -shm, anything else)."""
+    return b"".join(p.read_bytes() for p in sorted(data_dir.rglob("*")) if p.is_file())
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    """Poll ``predicate`` (no ROS spinning) until true; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
