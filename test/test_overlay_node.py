@@ -131,7 +131,8 @@ def identities(t: float) -> IdentityArray:
 
 
 def test_draws_identities_where_they_are_and_pairs_by_stamp(ros, launch):
-    proc = launch("overlay_node", params={"publish_markers": True, "max_age": 0.5})
+    proc = launch("overlay_node", params={"publish_markers": True, "max_age": 0.5,
+                                          "pair_with": "images"})
     ov = Overlay(ros, proc, markers=True)
     ov.identity_pub.publish(identities(T0))
     ov.activity_pub.publish(
@@ -184,7 +185,7 @@ def test_draws_identities_where_they_are_and_pairs_by_stamp(ros, launch):
 
 
 def test_bad_images_are_skipped_and_the_node_keeps_working(ros, launch):
-    proc = launch("overlay_node")
+    proc = launch("overlay_node", params={"pair_with": "images"})
     ov = Overlay(ros, proc)
 
     depth = Image(
@@ -199,3 +200,27 @@ def test_bad_images_are_skipped_and_the_node_keeps_working(ros, launch):
     assert np.all(pixels(ok) == GREY)  # nothing to draw
     assert proc.alive()
     assert "unsupported encoding '32FC1'" in proc.output()
+
+
+def test_results_pairing_draws_an_image_when_its_own_identities_arrive(ros, launch):
+    """Default pairing: the image waits for the identities of that very image."""
+    proc = launch("overlay_node")
+    ov = Overlay(ros, proc)
+    t = T0 + 5.0
+    image = grey_image(t)
+    for _ in range(5):  # best effort: a few times, so the node surely has it
+        ov.image_pub.publish(image)
+        ros.executor.spin_once(timeout_sec=0.1)
+    assert ov.output_for(t) is None, "drawn before its identities arrived"
+    ov.identity_pub.publish(identities(t))
+    ros.spin_until(lambda: ov.output_for(t) is not None, 20, "the paired overlay", [proc])
+    out = pixels(ov.output_for(t))
+    x1, y1, _, y2 = (int(v) for v in FACE_BOX)
+    assert tuple(out[(y1 + y2) // 2, x1]) == KNOWN_GREEN  # the left edge of the face box
+    assert tuple(out[H - 2, W - 2]) == (GREY, GREY, GREY)  # far away: untouched
+    # An image whose identities never come is never drawn.
+    lonely = T0 + 9.0
+    for _ in range(10):
+        ov.image_pub.publish(grey_image(lonely))
+        ros.executor.spin_once(timeout_sec=0.1)
+    assert ov.output_for(lonely) is None

@@ -4,6 +4,14 @@ from .spec import ParamSpec
 
 PARAMS = [
     ParamSpec(
+        "pair_with",
+        "results",
+        "results: draw an image when the identities of that very image arrive (boxes exactly on "
+        "the faces, at the pipeline's rate); images: draw every image on arrival with the "
+        "closest results within max_age (camera rate, boxes trail by the pipeline's latency).",
+        choices=("results", "images"),
+    ),
+    ParamSpec(
         "max_age",
         1.0,
         "Identities and activities are drawn on an image only when their header stamp is within "

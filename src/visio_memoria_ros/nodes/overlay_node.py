@@ -6,11 +6,13 @@ Subscribes ``image_raw`` (sensor_msgs/Image, sensor-data QoS), ``identities``
 (sensor_msgs/Image, ``output_encoding``, sensor-data QoS, the source image's header) and, when
 ``publish_markers``, ``overlay/markers`` (visualization_msgs/MarkerArray, reliable).
 
-Pairing: results are kept in short buffers by header stamp; each image is drawn with the
-identities, activities and persons whose stamp is closest to the image's, within ``max_age``
-seconds (each kind on its own). An image is drawn as soon as it arrives, so in a live pipeline
-the results it gets are those of a slightly older image (the pipeline's latency) unless they
-already arrived. Callbacks only store; drawing happens in a latest-image ``FrameWorker``.
+Pairing: results are kept in short buffers by header stamp. With ``pair_with: results`` (the
+default) the recent images are buffered too, and an image is drawn when the identities of that
+very image arrive, so boxes sit exactly on the faces whatever the pipeline's latency (the
+overlay runs at the pipeline's rate; images the detector skipped are not drawn). With
+``pair_with: images`` every image is drawn as soon as it arrives, with the results closest to its
+stamp within ``max_age`` (full camera rate, boxes trail by the pipeline's latency). Callbacks
+only store; drawing happens in a latest-image ``FrameWorker``.
 
 Markers: without depth a face has no 3-D position, so the text markers lie on the image plane:
 in the image's frame_id (optical axes: x right, y down, z forward), ``x = u * s``,
@@ -56,6 +58,10 @@ from .images import ImageConverter, rgb_to_msg
 
 #: Results kept per kind (at 30 Hz about 3 s of history).
 BUFFER_SIZE = 100
+#: Images kept while their results are on the way (pair_with: results).
+IMAGE_BUFFER_SIZE = 30
+#: Stamps closer than this are the same image [s].
+SAME_STAMP = 1e-4
 MARKER_NAMESPACE = "visio_memoria/identities"
 
 
@@ -175,6 +181,7 @@ class OverlayNode(VisioNode):
         self._identities = StampBuffer()
         self._activities = StampBuffer()
         self._persons = StampBuffer()
+        self._images = StampBuffer(size=IMAGE_BUFFER_SIZE)
         self.on_params_changed(self._apply)
 
         self._image_pub = self.create_publisher(Image, "overlay/image", SENSOR_QOS)
@@ -187,7 +194,7 @@ class OverlayNode(VisioNode):
             self, self._draw, stamp_of=lambda m: stamp_to_s(m.header.stamp), name="overlay"
         )
         self._subs = [
-            self.create_subscription(Image, "image_raw", self._worker.submit, SENSOR_QOS),
+            self.create_subscription(Image, "image_raw", self._on_image, SENSOR_QOS),
             self.create_subscription(
                 IdentityArray, "identities", self._on_identities, RELIABLE_QOS
             ),
@@ -210,11 +217,26 @@ class OverlayNode(VisioNode):
     def _apply(self, changed: dict[str, Any]) -> None:
         self._options = OverlayOptions.from_params(self.params)
 
+    def _on_image(self, msg: Image) -> None:
+        if self.params["pair_with"] == "images":
+            self._worker.submit(msg)
+            return
+        stamp = stamp_to_s(msg.header.stamp)
+        if self._identities.closest(stamp, SAME_STAMP) is not None:
+            self._worker.submit(msg)  # its results came first
+        else:
+            self._images.add(stamp, msg)
+
     def _on_identities(self, msg: IdentityArray) -> None:
         identities, problems = identities_from_msg(msg)
         for problem in problems:
             self.get_logger().warning(f"identity not drawn: {problem}", throttle_duration_sec=5.0)
-        self._identities.add(stamp_to_s(msg.header.stamp), identities)
+        stamp = stamp_to_s(msg.header.stamp)
+        self._identities.add(stamp, identities)
+        if self.params["pair_with"] == "results":
+            image = self._images.closest(stamp, SAME_STAMP)
+            if image is not None:
+                self._worker.submit(image)
 
     def _on_activities(self, msg: ActivityArray) -> None:
         self._activities.add(stamp_to_s(msg.header.stamp), activity_map(msg.activities))
