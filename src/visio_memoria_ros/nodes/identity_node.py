@@ -236,7 +236,8 @@ class IdentityNode(VisioNode):
         self._identities.publish(identities_to_msg(out.decisions, msg.header))
         for greeting in out.greetings:
             self._greeting.publish(String(data=greeting.text))
-            self.get_logger().info(f"greeting: {greeting.text!r} (track {greeting.track_id})")
+            who = "an unknown face" if greeting.is_unknown else f"person {greeting.person_id}"
+            self.get_logger().info(f"greeted {who} (track {greeting.track_id})")  # no names
         self._stats.record(time.monotonic() - t0, max(0.0, self.now_s() - t))
 
     def _reconfigure(self, changed: dict[str, Any]) -> None:

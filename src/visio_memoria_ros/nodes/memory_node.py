@@ -56,6 +56,17 @@ from .images import ImageConverter, rgb_to_msg
 VISIT_WRITE_INTERVAL = 1.0
 
 
+def _fields(msg: Any) -> dict[str, Any]:
+    """A message's fields as a dict (lists for arrays)."""
+    out = {}
+    for field in msg.get_fields_and_field_types():
+        value = getattr(msg, field)
+        out[field] = (
+            list(value) if hasattr(value, "__len__") and not isinstance(value, str) else value
+        )
+    return out
+
+
 class MemoryNode(VisioNode):
     """Adapter between the identity/activity topics, the services and the SQLite store."""
 
@@ -101,8 +112,12 @@ class MemoryNode(VisioNode):
         # stream of faces no labelling call was answered at all (the store is thread-safe).
         control = MutuallyExclusiveCallbackGroup()
         for srv_type, name, handler in services:
-            self.create_service(srv_type, f"visio_memoria/{name}", self._guard(name, handler),
-                                callback_group=control)
+            self.create_service(
+                srv_type,
+                f"visio_memoria/{name}",
+                self._guard(name, handler),
+                callback_group=control,
+            )
 
         self._publish_event(
             "started", [], f"memory_node started at revision {self._store.revision}", force=True
@@ -111,8 +126,7 @@ class MemoryNode(VisioNode):
         self.create_timer(5.0, self._close_stale_visits, callback_group=control)
         slow = MutuallyExclusiveCallbackGroup()
         if self.params["recluster_period"] > 0:  # 0 = never (a 0 s timer would fire non-stop)
-            self.create_timer(self.params["recluster_period"], self._recluster,
-                              callback_group=slow)
+            self.create_timer(self.params["recluster_period"], self._recluster, callback_group=slow)
         self.create_timer(self.params["purge_period"], self._purge, callback_group=slow)
         self._close_stale_visits()
         # Retention also at start: a robot restarted more often than purge_period (every night,
@@ -207,7 +221,8 @@ class MemoryNode(VisioNode):
             self.get_logger().warning(f"cannot close visits: {exc}", throttle_duration_sec=60.0)
             return
         for visit in closed or []:
-            self.get_logger().info(f"visit of {visit.name} (person {visit.person_id}) ended")
+            # Ids only in logs: a forgotten person's name must not linger in ~/.ros/log.
+            self.get_logger().info(f"visit {visit.visit_id} of person {visit.person_id} ended")
 
     def _recluster(self) -> None:
         try:
@@ -249,7 +264,8 @@ class MemoryNode(VisioNode):
             else:
                 if not name.startswith("list_"):
                     self._poll_revision()
-                    self.get_logger().info(f"{name}: {response.message}")
+                    ids = {k: v for k, v in _fields(request).items() if k.endswith(("_id", "_ids"))}
+                    self.get_logger().info(f"{name} done: {ids}")  # ids only, never names
             return response
 
         return call
@@ -377,21 +393,31 @@ class MemoryNode(VisioNode):
         resp.negative_person_ids = [n.person_id for n in gallery.negatives]
         resp.negative_vectors = (
             np.concatenate([n.vector for n in gallery.negatives]).astype(np.float32)
-            if gallery.negatives else np.zeros(0, np.float32)
+            if gallery.negatives
+            else np.zeros(0, np.float32)
         )
         resp.opted_out_person_ids = sorted(gallery.opted_out)
-        unknowns = [u for u in self._store.list_unknowns() if u.embedder == req.embedder
-                    and u.cluster_id != PENDING]
-        centroids = centroids_of(np.stack([u.vector for u in unknowns]),
-                                 [u.cluster_id for u in unknowns]) if unknowns else {}
+        unknowns = [
+            u
+            for u in self._store.list_unknowns()
+            if u.embedder == req.embedder and u.cluster_id != PENDING
+        ]
+        centroids = (
+            centroids_of(np.stack([u.vector for u in unknowns]), [u.cluster_id for u in unknowns])
+            if unknowns
+            else {}
+        )
         resp.cluster_ids = list(centroids)
         resp.cluster_centroids = (
             np.concatenate(list(centroids.values())).astype(np.float32)
-            if centroids else np.zeros(0, np.float32)
+            if centroids
+            else np.zeros(0, np.float32)
         )
         resp.cluster_similarity = float(self.params["cluster_similarity"])
-        resp.message = (f"{len(gallery.entries)} vectors of {len(set(resp.person_ids))} persons "
-                        f"at revision {gallery.revision}")
+        resp.message = (
+            f"{len(gallery.entries)} vectors of {len(set(resp.person_ids))} persons "
+            f"at revision {gallery.revision}"
+        )
 
     def close(self) -> None:
         """Close the store (checkpoints the WAL)."""

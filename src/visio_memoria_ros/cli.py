@@ -1,0 +1,1388 @@
+"""``visio-memoria``: the command-line front door onto the same rooms the ROS nodes use.
+
+Commands (``visio-memoria <command> --help`` for each)::
+
+    detect IMG... [--json]                 faces per image: box, 5 landmarks, score, quality
+    enroll NAME IMG... [--json]            add the largest face of each image to person NAME
+    identify IMG... [--json]               name / status of every face against the memory
+    eval identify GALLERY_DIR [PROBE_DIR]  open-set identification accuracy on folder data
+    eval pairs PAIRS.csv --images DIR      verification accuracy, best threshold, ROC AUC
+    db list | rename | merge | forget | export | reembed
+    train-activity DIR [--out PATH]        train the activity head on DINOv3 scene features
+
+Global options (before or after the command): ``--config YAML`` (the node parameter file,
+``config/visio_memoria.yaml``; without it the built-in defaults apply), ``--db PATH`` (the
+memory file; default: memory_node's ``data_dir``/``db_path``, i.e.
+``~/.local/share/visio_memoria/memory.db``), ``--pad-retry F``, ``--quiet``, ``-v``,
+``--debug``.
+
+Parameters come from the same specs as the nodes: detection from ``detector_node``, the face
+embedder from ``embedding_node``, thresholds from ``identity_node`` and the store from
+``memory_node``. The CLI never imports rclpy or ``visio_memoria_ros.nodes``.
+
+Exit codes: 0 success; 1 runtime failure (unreadable input, a refusal of the memory store such
+as an unknown id or an empty name, missing weights, any image of a batch that failed); 2 usage
+error (bad arguments, a ``--config`` file that does not exist). Errors are one line on stderr
+starting with ``visio-memoria: error:``; no traceback unless ``--debug``. Progress bars go to
+stderr and only when stderr is a terminal (``--quiet`` turns them off).
+
+Enrolment is all-or-nothing: every image is read, detected and aligned first; if any image is
+unreadable or has no face, each failure is reported and nothing is written. If the store fails
+while writing, a person created by this command is removed again (an existing person keeps the
+faces added before the failure, and the error says how many).
+
+Export (``db export OUT_DIR``) writes ``manifest.json``, ``persons.json``, ``visits.json``,
+``unknowns.json`` and PNG crops under ``crops/``. Persons marked never-remember are left out
+completely (no name, no visits, no faces; only their count is in the manifest), and embedding
+vectors are never exported (biometric templates; re-create them from the crops). The folder
+must be new or empty; it is created 0700 and every file 0600.
+
+JSON output (``--json``; UTF-8 on stdout, stable; new keys may be added, none removed or
+renamed without changing ``schema``). Units: pixels for boxes/landmarks (x right, y down, in
+the input image), cosine similarity in [-1, 1], times in seconds since the Unix epoch (null =
+never), rates and accuracies as fractions in [0, 1] (null when undefined). NaN never appears.
+
+``face`` object (detect, identify)::
+
+    {"bbox": [x1, y1, x2, y2], "landmarks": [[x, y] x 5] | null, "score": float [0-1],
+     "quality": float [0-1]}
+    landmarks order: left eye, right eye, nose tip, left mouth corner, right mouth corner.
+
+``detect`` -> ``{"schema": "visio-memoria.detect/1", "images": [{"path": str,
+"width": int|null, "height": int|null, "faces": [face...], "error": str|null}]}``; faces left
+to right.
+
+``identify`` -> ``{"schema": "visio-memoria.identify/1", "embedder": str, "thresholds":
+{"accept": float, "reject": float}, "gallery": {"persons": int, "vectors": int}, "images":
+[{"path", "width", "height", "error", "faces": [face + {"status": "KNOWN"|"UNCERTAIN"|"UNKNOWN",
+"person_id": int|null, "name": str|null, "similarity": float|null, "suppressed": bool}]}]}``.
+``person_id``/``name`` name the best match for KNOWN and UNCERTAIN (the candidate) and are null
+for UNKNOWN; ``similarity`` is the best similarity (null: no gallery or no aligned crop);
+``suppressed`` is true when the best match asked never to be remembered (then no name).
+
+``enroll`` -> ``{"schema": "visio-memoria.enroll/1", "person_id": int, "name": str,
+"created": bool, "embedder": str, "faces": [{"path": str, "embedding_id": int,
+"bbox": [...], "quality": float, "faces_in_image": int}]}``.
+
+``eval identify`` -> ``{"schema": "visio-memoria.eval-identify/1", "embedder", "thresholds",
+"gallery": {"identities": [str], "images": int, "enrolled": int}, "probes": {"known": int,
+"strangers": int}, "failed": [{"path", "reason"}], "top1_accuracy": float|null,
+"known": {"probes", "top1_correct", "accepted_correct", "misidentified", "uncertain",
+"rejected"}, "strangers": {"probes", "rejected", "uncertain", "false_accepts"},
+"false_accepts": int, "false_rejects": int, "false_accept_rate": float|null,
+"false_reject_rate": float|null, "unknown_rejection_rate": float|null,
+"results": [{"path", "truth", "enrolled": bool, "predicted": str|null, "status",
+"similarity", "genuine_similarity": float|null, "impostor_similarity": float|null,
+"outcome"}], "calibration": calibration|null}``. ``predicted`` is the best-matching identity
+whatever the status (``status`` says whether it was accepted); ``genuine_similarity`` the
+similarity to the probe's own identity, ``impostor_similarity`` to the best other one.
+A known probe is *top-1 correct* when its best-matching identity is its own (no threshold);
+*accepted_correct* when it is also KNOWN; *misidentified* when KNOWN as someone else (a false
+accept); *uncertain*/*rejected* (UNCERTAIN/UNKNOWN) are false rejects. A stranger probe is a
+false accept when KNOWN. ``false_accept_rate`` = false accepts / all probes,
+``false_reject_rate`` = false rejects / known probes, ``unknown_rejection_rate`` = strangers
+found UNKNOWN / strangers. ``outcome`` is one of correct, misidentified, uncertain, rejected
+(known) or false_accept, uncertain, rejected (stranger).
+
+``eval pairs`` -> ``{"schema": "visio-memoria.eval-pairs/1", "embedder", "thresholds",
+"pairs": int, "evaluated": int, "skipped": [{"line", "reason"}], "genuine": int,
+"impostor": int, "threshold": float, "accuracy": float|null, "true_accept_rate": float|null,
+"false_accept_rate": float|null, "best_threshold": float|null, "best_accuracy": float|null,
+"roc_auc": float|null, "calibration": calibration|null}``; a pair is predicted "same" when its
+similarity >= the threshold (the configured accept threshold).
+
+``calibration`` (``--target-far``) -> ``{"target_far": float, "reject_frr": float,
+"impostor_scores": int, "genuine_scores": int, "far_resolution": float,
+"accept_threshold": float, "reject_threshold": float, "achieved": {"false_accept_rate",
+"false_reject_rate", "genuine_unknown_rate"}, "note": str|null, "written_to": str|null}``.
+The accept threshold is the lowest 4-decimal value at which at most ``target_far`` of the
+impostor scores reach it. The reject threshold is the lower of the highest 4-decimal value
+below which at most ``reject_frr`` of the genuine scores fall and the accept rule applied at
+10 x ``target_far`` (so the uncertain band holds the strangers that come closest), capped at
+accept. Impostor scores: eval identify,
+each probe's best similarity to an identity that is not its own (a false accept of the open-set
+matcher); eval pairs, the different-person pairs.
+
+``db list`` -> ``{"schema": "visio-memoria.db-list/1", "db": str, "persons": [{"person_id",
+"name", "created", "never_remember", "num_embeddings", "num_visits", "first_seen",
+"last_seen"}], "embedders": {id: dim}, "unknown_faces": int, "unknown_clusters": int}``.
+
+``train-activity --json`` -> ``{"schema": "visio-memoria.train-activity/1", "out": str,
+"report": TrainReport.to_dict()}`` (``activity.train.TrainReport``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .config import NODE_PARAMS, load_node_params
+
+PROG = "visio-memoria"
+LOG = logging.getLogger("visio_memoria_ros.cli")
+DEFAULT_REJECT_FRR = 0.01
+#: The reject threshold is at most the accept rule at this many times the target FAR.
+REJECT_FAR_FACTOR = 10.0
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr; ``code`` is the exit status."""
+
+    code = 1
+
+
+class UsageError(CliError):
+    """The command line itself is wrong (exit status 2)."""
+
+    code = 2
+
+
+# ------------------------------------------------------------------------------ helpers
+def _warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+def _error_line(message: str) -> None:
+    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "unknown error"
+
+
+def _num(value: Any, digits: int = 4) -> float | None:
+    """A JSON-safe rounded float (None for None/NaN/inf)."""
+    if value is None:
+        return None
+    v = float(value)
+    return round(v, digits) if math.isfinite(v) else None
+
+
+def _rate(n: int, d: int) -> float | None:
+    return _num(n / d) if d else None
+
+
+def _when(t: float) -> float | None:
+    return _num(t, 3) if t else None
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False))
+
+
+def _progress(args: argparse.Namespace, iterable: Iterable[Any] | None = None, *,
+              total: int | None = None, desc: str = "", unit: str = "img") -> Any:
+    """A tqdm bar on stderr (shown only on a terminal, never with --quiet)."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
+                disable=True if args.quiet else None, dynamic_ncols=True)
+
+
+def _params(args: argparse.Namespace, node: str) -> dict[str, Any]:
+    """Parameters of ``node``: spec defaults overridden by the --config YAML."""
+    cache = args.__dict__.setdefault("_param_cache", {})
+    if node not in cache:
+        try:
+            cache[node] = load_node_params(node, NODE_PARAMS[node], args.config)
+        except (ValueError, yaml_error()) as exc:
+            raise CliError(f"bad --config file: {exc}") from exc
+    return dict(cache[node])
+
+
+def yaml_error() -> type[Exception]:
+    """The PyYAML parse error class."""
+    import yaml
+
+    return yaml.YAMLError
+
+
+def _face_json(face: Any) -> dict[str, Any]:
+    lm = None
+    if face.landmarks is not None:
+        lm = [[_num(x, 1), _num(y, 1)] for x, y in np.asarray(face.landmarks).tolist()]
+    return {
+        "bbox": [_num(v, 1) for v in np.asarray(face.bbox).tolist()],
+        "landmarks": lm,
+        "score": _num(face.score),
+        "quality": _num(face.quality),
+    }
+
+
+def _left_to_right(faces: Sequence[Any]) -> list[Any]:
+    return sorted(faces, key=lambda f: (float(f.bbox[0]), float(f.bbox[1])))
+
+
+def _box_text(face: Any) -> str:
+    x1, y1, x2, y2 = (round(float(v)) for v in face.bbox)
+    return f"[{x1},{y1},{x2},{y2}]"
+
+
+# ------------------------------------------------------------------------------ builders
+def _pipeline(args: argparse.Namespace, *, embed: bool, kind: str | None = None) -> Any:
+    """The FacePipeline for this invocation (detector + optional face embedder)."""
+    from .pipeline import FacePipeline
+
+    detector = _params(args, "detector_node")
+    embedding = _params(args, "embedding_node") if embed else None
+    try:
+        return FacePipeline.from_params(detector, embedding, face_embedder=kind,
+                                        pad_retry=args.pad_retry)
+    except ImportError as exc:
+        raise CliError(f"a model backend is not installed ({exc}); install the package "
+                       "extras, e.g. pip install -e '.[mtcnn,dlib]'") from exc
+    except FileNotFoundError as exc:
+        raise CliError(f"{exc} (see models/README.md)") from exc
+
+
+def _engine_config(args: argparse.Namespace, embedder_id: str) -> Any:
+    """EngineConfig from identity_node parameters, for the embedder actually built."""
+    from .identity import EngineConfig
+
+    params = _params(args, "identity_node")
+    if params.get("embedder") != embedder_id:
+        _warn(f"identity_node embedder is {params.get('embedder')!r} but the configured face "
+              f"embedder makes {embedder_id!r}; using {embedder_id!r} (set identity_node "
+              "embedder to match)")
+        params["embedder"] = embedder_id
+    try:
+        return EngineConfig.from_params(params)
+    except ValueError as exc:
+        raise CliError(f"identity_node parameters: {exc}") from exc
+
+
+def _store_path(params: Mapping[str, Any]) -> Path:
+    """The SQLite file memory_node parameters point at (same rule as SQLiteStore)."""
+    data_dir = Path(str(params.get("data_dir", "~/.local/share/visio_memoria"))).expanduser()
+    db = str(params.get("db_path", "") or "")
+    path = Path(db).expanduser() if db else data_dir / "memory.db"
+    return path if path.is_absolute() else data_dir / path
+
+
+def _memory_params(args: argparse.Namespace) -> dict[str, Any]:
+    params = _params(args, "memory_node")
+    if args.db:
+        path = Path(args.db).expanduser().absolute()
+        params["data_dir"], params["db_path"] = str(path.parent), path.name
+    return params
+
+
+def _open_store(args: argparse.Namespace, *, read_only: bool, must_exist: bool = True) -> Any:
+    """Open the memory store; refuses a missing file unless ``must_exist`` is False."""
+    from .memory import SQLiteStore
+
+    params = _memory_params(args)
+    path = _store_path(params)
+    if must_exist and not path.is_file():
+        raise CliError(f"no memory store at {path} (enroll someone first, or pass --db PATH)")
+    params["read_only"] = read_only
+    return SQLiteStore.from_params(params)
+
+
+def _engine_from_store(args: argparse.Namespace, store: Any, embedder_id: str) -> tuple[Any, Any]:
+    """An IdentityEngine loaded with the store's gallery for ``embedder_id``."""
+    from .identity import GalleryEntry, IdentityEngine, NegativeEntry
+
+    engine = IdentityEngine(_engine_config(args, embedder_id))
+    gallery = store.gallery(embedder_id)
+    entries = [GalleryEntry(e.embedding_id, e.person_id, e.name, e.vector, embedder_id)
+               for e in gallery.entries]
+    negatives = [NegativeEntry(n.person_id, n.vector, embedder_id) for n in gallery.negatives]
+    report = engine.load_gallery(entries, negatives, gallery.opted_out)
+    return engine, report
+
+
+# ------------------------------------------------------------------------------ detect
+def cmd_detect(args: argparse.Namespace) -> int:
+    """Faces per image."""
+    from .pipeline import ImageError, load_image
+
+    pipe = _pipeline(args, embed=False)
+    images, failed = [], 0
+    for path in _progress(args, args.images, desc="detecting"):
+        entry: dict[str, Any] = {"path": path, "width": None, "height": None, "faces": [],
+                                 "error": None}
+        try:
+            image = load_image(path)
+        except ImageError as exc:
+            entry["error"] = str(exc)
+            failed += 1
+            _error_line(str(exc))
+            images.append(entry)
+            continue
+        faces = _left_to_right(pipe.detect(image))
+        entry.update(height=int(image.shape[0]), width=int(image.shape[1]),
+                     faces=[_face_json(f) for f in faces])
+        images.append(entry)
+        if not args.json:
+            print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
+            for i, f in enumerate(faces):
+                print(f"  face {i}: box {_box_text(f)} score {f.score:.3f} "
+                      f"quality {f.quality:.2f}")
+    if args.json:
+        _print_json({"schema": "visio-memoria.detect/1", "images": images})
+    return 1 if failed else 0
+
+
+# ------------------------------------------------------------------------------ enroll
+def cmd_enroll(args: argparse.Namespace) -> int:
+    """Add the largest face of each image to a person (all-or-nothing)."""
+    from .memory import OptedOutError, validate_name
+    from .pipeline import ImageError, largest_face, load_image
+
+    name = validate_name(args.name)
+    pipe = _pipeline(args, embed=True)
+    prepared, problems = [], []
+    for path in _progress(args, args.images, desc="checking images"):
+        try:
+            image = load_image(path)
+        except ImageError as exc:
+            problems.append(str(exc))
+            continue
+        faces = pipe.detect(image)
+        face = largest_face(faces)
+        if face is None:
+            problems.append(f"{path}: no face found")
+        elif face.crop is None:
+            problems.append(f"{path}: the face's landmarks cannot be aligned")
+        else:
+            if len(faces) > 1:
+                _warn(f"{path}: {len(faces)} faces; enrolling the largest {_box_text(face)}")
+            prepared.append((path, face, len(faces)))
+    if problems:
+        for p in problems:
+            _error_line(p)
+        raise CliError(f"nothing enrolled: {len(problems)} of {len(args.images)} images are "
+                       "unusable (enrolment is all-or-nothing)")
+    pipe.embed([f for _, f, _ in prepared])
+
+    store = _open_store(args, read_only=False, must_exist=False)
+    with store:
+        person = store.find_person(name)
+        created = person is None
+        if person is not None and person.never_remember:
+            raise OptedOutError(f"person {person.person_id} ({person.name}) asked never to be "
+                                "remembered; nothing stored")
+        _warn_lookalikes(args, store, prepared, person)
+        if person is None:
+            person = store.create_person(name)
+        pid = person.person_id
+        added: list[tuple[str, Any, int, int]] = []
+        try:
+            for path, face, n_faces in prepared:
+                rec = store.add_embedding(
+                    pid, face.embedding, face.embedder, quality=float(face.quality),
+                    crop=face.crop, source=f"cli enroll {Path(path).name}"[:256])
+                added.append((path, face, n_faces, rec.embedding_id))
+        except Exception as exc:
+            if created:
+                try:
+                    store.forget_person(pid)
+                    undo = "the new person was removed again; nothing kept"
+                except Exception as undo_exc:  # report both; the original error wins
+                    undo = f"removing the new person {pid} failed too ({undo_exc})"
+            else:
+                undo = f"{len(added)} of {len(prepared)} faces were added to person {pid}"
+            raise CliError(f"enrolment failed: {exc}; {undo}") from exc
+    result = {
+        "schema": "visio-memoria.enroll/1", "person_id": pid, "name": person.name,
+        "created": created, "embedder": pipe.embedder_id,
+        "faces": [{"path": p, "embedding_id": eid, "bbox": _face_json(f)["bbox"],
+                   "quality": _num(f.quality), "faces_in_image": n} for p, f, n, eid in added],
+    }
+    if args.json:
+        _print_json(result)
+    else:
+        state = "new person" if created else "existing person"
+        print(f"enrolled {len(added)} face{'s' if len(added) != 1 else ''} for {person.name} "
+              f"({state} {pid}, embedder {pipe.embedder_id})")
+    return 0
+
+
+def _warn_lookalikes(args: argparse.Namespace, store: Any, prepared: Sequence[Any],
+                     person: Any) -> None:
+    """Warn when a face to enroll is already KNOWN as somebody else (a mix-up, not refused)."""
+    embedder_id = prepared[0][1].embedder
+    if not store.gallery(embedder_id).entries:
+        return
+    engine, _ = _engine_from_store(args, store, embedder_id)
+    names = engine.names()
+    matches = engine.matcher.match(np.stack([f.embedding for _, f, _ in prepared]))
+    for (path, _, _), m in zip(prepared, matches, strict=True):
+        other = int(m.person_id)
+        if m.status.name == "KNOWN" and (person is None or other != person.person_id):
+            _warn(f"{path}: this face already looks like person {other} ({names.get(other)}, "
+                  f"similarity {m.similarity:.3f}); enrolling it anyway")
+
+
+# ------------------------------------------------------------------------------ identify
+def cmd_identify(args: argparse.Namespace) -> int:
+    """Every face of each image against the memory's gallery."""
+    from .pipeline import ImageError, load_image
+
+    pipe = _pipeline(args, embed=True)
+    store = _open_store(args, read_only=True)
+    with store:
+        engine, report = _engine_from_store(args, store, pipe.embedder_id)
+    if report.num_vectors == 0:
+        _warn(f"the memory holds no faces made by {pipe.embedder_id}; every face is UNKNOWN "
+              "(enroll someone, or run `db reembed` after changing the embedder)")
+    names = engine.names()
+    th = engine.thresholds
+    images, failed = [], 0
+    for path in _progress(args, args.images, desc="identifying"):
+        entry: dict[str, Any] = {"path": path, "width": None, "height": None, "faces": [],
+                                 "error": None}
+        try:
+            image = load_image(path)
+        except ImageError as exc:
+            entry["error"] = str(exc)
+            failed += 1
+            _error_line(str(exc))
+            images.append(entry)
+            continue
+        faces = _left_to_right(pipe.process(image))
+        embedded = [f for f in faces if f.embedding is not None]
+        matches = engine.matcher.match(np.stack([f.embedding for f in embedded])) \
+            if embedded else []
+        by_face = {id(f): m for f, m in zip(embedded, matches, strict=True)}
+        out_faces = []
+        for f in faces:
+            item = _face_json(f)
+            m = by_face.get(id(f))
+            status, pid, sim, suppressed = "UNKNOWN", None, None, False
+            if m is not None:
+                status, suppressed, sim = m.status.name, bool(m.suppressed), _num(m.similarity)
+                if m.status.name != "UNKNOWN" and m.person_id >= 0 and not suppressed:
+                    pid = int(m.person_id)
+            item.update(status=status, person_id=pid, name=names.get(pid) if pid is not None
+                        else None, similarity=sim, suppressed=suppressed)
+            out_faces.append(item)
+        entry.update(height=int(image.shape[0]), width=int(image.shape[1]), faces=out_faces)
+        images.append(entry)
+        if not args.json:
+            print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
+            for f, item in zip(faces, out_faces, strict=True):
+                who = item["name"] or ("(never remember)" if item["suppressed"] else "unknown")
+                sim_text = "-" if item["similarity"] is None else f"{item['similarity']:.3f}"
+                print(f"  {_box_text(f)} {who} {item['status']} similarity {sim_text}")
+    if args.json:
+        _print_json({
+            "schema": "visio-memoria.identify/1", "embedder": pipe.embedder_id,
+            "thresholds": {"accept": th.accept, "reject": th.reject},
+            "gallery": {"persons": report.num_persons, "vectors": report.num_vectors},
+            "images": images,
+        })
+    return 1 if failed else 0
+
+
+# ------------------------------------------------------------------------------ evaluation
+def _far_threshold(impostor_desc: np.ndarray, rate: float) -> float:
+    """Lowest 4-decimal t with #(impostor >= t) <= floor(rate * N) (scores sorted high first)."""
+    allowed = math.floor(rate * impostor_desc.size + 1e-9)
+    if allowed >= impostor_desc.size:
+        return -1.0
+    return min(1.0, (math.floor(impostor_desc[allowed] * 1e4 + 1e-6) + 1) / 1e4)
+
+
+def recommend_thresholds(genuine: Sequence[float], impostor: Sequence[float], target_far: float,
+                         reject_frr: float = DEFAULT_REJECT_FRR) -> dict[str, Any]:
+    """Accept/reject thresholds for a target false-accept rate, from similarity scores.
+
+    accept: the lowest 4-decimal threshold t with #(impostor >= t) <= floor(target_far * N).
+    reject: the lower of (a) the highest 4-decimal t with #(genuine < t) <= floor(reject_frr *
+    M) (few known faces are called strangers) and (b) the accept rule at REJECT_FAR_FACTOR x
+    target_far (the uncertain band holds the strangers that come closest), capped at accept.
+    ValueError when either score list is empty or a rate is outside its range.
+    """
+    if not 0.0 < target_far < 1.0:
+        raise ValueError(f"the target false-accept rate must be in (0, 1), got {target_far}")
+    if not 0.0 <= reject_frr < 1.0:
+        raise ValueError(f"the reject false-reject rate must be in [0, 1), got {reject_frr}")
+    imp = np.sort(np.asarray(impostor, dtype=np.float64))[::-1]
+    gen = np.sort(np.asarray(genuine, dtype=np.float64))
+    if imp.size == 0:
+        raise ValueError("no impostor scores to calibrate on (need at least 2 identities)")
+    if gen.size == 0:
+        raise ValueError("no genuine scores to calibrate on (need probes of enrolled identities)")
+    accept = _far_threshold(imp, target_far)
+    k = math.floor(reject_frr * gen.size + 1e-9)
+    by_genuine = math.floor(gen[min(k, gen.size - 1)] * 1e4 + 1e-6) / 1e4
+    by_impostor = _far_threshold(imp, min(0.5, REJECT_FAR_FACTOR * target_far))
+    reject = max(-1.0, min(by_genuine, by_impostor, accept))
+    note = None
+    if target_far * imp.size < 1.0:
+        note = (f"only {imp.size} impostor scores: a false-accept rate below "
+                f"{1.0 / imp.size:.4g} cannot be measured, so the accept threshold sits just "
+                "above the highest impostor score; collect more identities and images for a "
+                "threshold you can trust")
+    if reject >= accept:
+        extra = ("no uncertain band is left on this data (reject = accept): every face is "
+                 "KNOWN or UNKNOWN; consider a lower reject threshold")
+        note = f"{note}; {extra}" if note else extra
+    return {
+        "target_far": target_far, "reject_frr": reject_frr,
+        "impostor_scores": int(imp.size), "genuine_scores": int(gen.size),
+        "far_resolution": _num(1.0 / imp.size, 6),
+        "accept_threshold": accept, "reject_threshold": reject,
+        "achieved": {
+            "false_accept_rate": _num(float(np.mean(imp >= accept)), 6),
+            "false_reject_rate": _num(float(np.mean(gen < accept)), 6),
+            "genuine_unknown_rate": _num(float(np.mean(gen < reject)), 6),
+        },
+        "note": note, "written_to": None,
+    }
+
+
+_SECTION_RE = re.compile(r"""^["']?(?:[^\s:#"']*/)?identity_node["']?\s*:\s*(?:#.*)?$""")
+_KEY_RE = r"""^(\s+)({key})(\s*:\s*)([^#\r\n]*?)(\s+#[^\r\n]*)?(\r?\n)?$"""
+
+
+def write_thresholds_yaml(path: str | Path, accept: float, reject: float) -> None:
+    """Set identity_node accept_threshold/reject_threshold in a parameter YAML, in place.
+
+    A line-based edit: every other line (comments included) stays byte for byte. Refuses
+    (CliError) when the file has no single identity_node section holding both keys, or when
+    the result would not load back with exactly those two values changed.
+    """
+    import yaml
+
+    from .config.identity import check_params
+
+    path = Path(path)
+    if not path.is_file():
+        raise CliError(f"--write-yaml: {path} does not exist (copy config/visio_memoria.yaml)")
+    text = path.read_text(encoding="utf-8")
+    try:
+        before = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise CliError(f"--write-yaml: {path} is not valid YAML: {_one_line(str(exc))}") from exc
+    lines = text.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if _SECTION_RE.match(line)]
+    if len(starts) != 1:
+        what = "no identity_node section" if not starts else "several identity_node sections"
+        raise CliError(f"--write-yaml: {path} has {what}; refusing to edit it")
+    start = starts[0]
+    end = next((i for i in range(start + 1, len(lines))
+                if lines[i][:1] not in ("", " ", "\t", "#", "\n", "\r")), len(lines))
+    values = {"accept_threshold": accept, "reject_threshold": reject}
+    for key, value in values.items():
+        pattern = re.compile(_KEY_RE.format(key=key))
+        hits = [i for i in range(start + 1, end) if pattern.match(lines[i])]
+        if len(hits) != 1:
+            what = "no" if not hits else "more than one"
+            raise CliError(f"--write-yaml: the identity_node section of {path} has {what} "
+                           f"{key} key; refusing to edit it (add the key, see "
+                           "config/visio_memoria.yaml)")
+        m = pattern.match(lines[hits[0]])
+        assert m is not None
+        indent, name, colon, _, comment, newline = m.groups()
+        lines[hits[0]] = f"{indent}{name}{colon}{value:.4f}{comment or ''}{newline or ''}"
+    new_text = "".join(lines)
+    after = yaml.safe_load(new_text) or {}
+    key = next(k for k in after if _SECTION_RE.match(f"{k}:"))
+    got = (after[key] or {}).get("ros__parameters", {}) or {}
+    expected = json.loads(json.dumps(before))
+    exp_params = (expected[key] or {}).get("ros__parameters", {}) or {}
+    exp_params.update(values)
+    if after != expected or any(got.get(k) != v for k, v in values.items()):
+        raise CliError(f"--write-yaml: editing {path} line by line would change more than the "
+                       "two thresholds; refusing (set them by hand)")
+    problem = check_params(got)
+    if problem:
+        raise CliError(f"--write-yaml: {problem}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(new_text)
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _calibrate(args: argparse.Namespace, genuine: Sequence[float],
+               impostor: Sequence[float]) -> dict[str, Any] | None:
+    """Recommend thresholds (and write them) when --target-far was given."""
+    if args.target_far is None:
+        return None
+    try:
+        cal = recommend_thresholds(genuine, impostor, args.target_far, args.reject_frr)
+    except ValueError as exc:
+        raise CliError(f"cannot calibrate: {exc}") from exc
+    if args.write_yaml:
+        write_thresholds_yaml(args.write_yaml, cal["accept_threshold"], cal["reject_threshold"])
+        cal["written_to"] = str(args.write_yaml)
+    return cal
+
+
+def _check_eval_flags(args: argparse.Namespace) -> None:
+    if args.write_yaml and args.target_far is None:
+        raise UsageError("--write-yaml needs --target-far (the rate to calibrate for)")
+    if args.target_far is not None and not 0.0 < args.target_far < 1.0:
+        raise UsageError(f"--target-far must be in (0, 1), got {args.target_far}")
+    if not 0.0 <= args.reject_frr < 1.0:
+        raise UsageError(f"--reject-frr must be in [0, 1), got {args.reject_frr}")
+
+
+def _embed_files(args: argparse.Namespace, pipe: Any, paths: Sequence[str],
+                 desc: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """{path: embedding of its largest face} and {path: why it has none}."""
+    from .pipeline import ImageError, largest_face, load_image
+
+    vectors: dict[str, np.ndarray] = {}
+    failed: dict[str, str] = {}
+    for path in _progress(args, paths, desc=desc):
+        try:
+            face = largest_face(pipe.detect(load_image(path)))
+        except ImageError as exc:
+            failed[path] = str(exc)
+            continue
+        if face is None or face.crop is None:
+            failed[path] = "no face found" if face is None else "face cannot be aligned"
+            continue
+        pipe.embed([face])
+        vectors[path] = np.asarray(face.embedding, dtype=np.float32)
+    return vectors, failed
+
+
+def _identity_sets(args: argparse.Namespace) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(gallery {identity: paths}, probes {identity: paths}) from the folder arguments."""
+    from .activity import list_image_folder
+
+    def folders(root: str) -> dict[str, list[str]]:
+        try:
+            return {k: [str(p) for p in v] for k, v in list_image_folder(root).items()}
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+
+    strangers = [s.strip() for s in (args.strangers or "").split(",") if s.strip()]
+    if args.probe_dir and args.split is not None:
+        raise UsageError("--split splits GALLERY_DIR when no PROBE_DIR is given; not both")
+    if not args.probe_dir and args.split is None:
+        raise UsageError("give PROBE_DIR, or --split N to enroll the first N images of "
+                         "each identity in GALLERY_DIR and probe with the rest")
+    if args.split is not None and args.split < 1:
+        raise UsageError(f"--split must be >= 1, got {args.split}")
+    gallery_all = folders(args.gallery_dir)
+    if args.probe_dir:
+        probes = folders(args.probe_dir)
+        gallery = dict(gallery_all)
+    else:
+        gallery = {k: v[: args.split] for k, v in gallery_all.items()}
+        probes = {k: v[args.split:] for k, v in gallery_all.items() if v[args.split:]}
+    known_names = set(gallery_all) | set(probes)
+    unknown = [s for s in strangers if s not in known_names]
+    if unknown:
+        raise UsageError(f"--strangers: no identity folder named {', '.join(unknown)} "
+                         f"(have: {', '.join(sorted(known_names))})")
+    for s in strangers:
+        moved = gallery.pop(s, [])
+        if not args.probe_dir:
+            probes[s] = sorted(set(probes.get(s, [])) | set(moved))
+    if not gallery:
+        raise CliError("the gallery is empty: every identity is a stranger")
+    return gallery, probes
+
+
+def cmd_eval_identify(args: argparse.Namespace) -> int:
+    """Open-set identification on folder-per-identity data, enrolled in memory only."""
+    from .identity import GalleryEntry, IdentityEngine
+
+    _check_eval_flags(args)
+    gallery, probes = _identity_sets(args)
+    pipe = _pipeline(args, embed=True)
+    engine = IdentityEngine(_engine_config(args, pipe.embedder_id))
+    g_paths = [p for paths in gallery.values() for p in paths]
+    p_paths = [p for paths in probes.values() for p in paths]
+    vectors, failed = _embed_files(args, pipe, list(dict.fromkeys(g_paths + p_paths)),
+                                   desc="embedding")
+    person_of = {name: i + 1 for i, name in enumerate(sorted(gallery))}
+    entries = []
+    for name in sorted(gallery):
+        for path in gallery[name]:
+            if path in vectors:
+                entries.append(GalleryEntry(len(entries) + 1, person_of[name], name,
+                                            vectors[path], pipe.embedder_id))
+    report = engine.load_gallery(entries)
+    if report.num_vectors == 0:
+        raise CliError("no gallery image gave a face; nothing to evaluate")
+    names = engine.names()
+    enrolled = set(names.values())
+
+    probe_list = [(name, p) for name in sorted(probes) for p in probes[name] if p in vectors]
+    scores = engine.matcher.score(np.stack([vectors[p] for _, p in probe_list])) \
+        if probe_list else []
+    known = dict.fromkeys(("probes", "top1_correct", "accepted_correct", "misidentified",
+                           "uncertain", "rejected"), 0)
+    strangers = dict.fromkeys(("probes", "rejected", "uncertain", "false_accepts"), 0)
+    genuine, impostor, results = [], [], []
+    for (truth, path), sc in zip(probe_list, scores, strict=True):
+        m = engine.matcher.decide(sc)
+        best = names.get(int(sc.best()[0])) if sc.scores else None
+        predicted = names.get(int(m.person_id)) if m.person_id >= 0 else None
+        is_known = truth in enrolled
+        own = person_of.get(truth) if is_known else None
+        gen_sim = sc.get(own) if own is not None else None
+        others = [s for pid, s in sc.scores.items() if pid != own]
+        imp_sim = max(others) if others else (sc.floor if len(names) > (1 if own else 0)
+                                              else None)
+        if gen_sim is not None:
+            genuine.append(gen_sim)
+        if imp_sim is not None:
+            impostor.append(imp_sim)
+        status = m.status.name
+        if is_known:
+            known["probes"] += 1
+            known["top1_correct"] += int(best == truth)
+            if status == "KNOWN":
+                outcome = "correct" if predicted == truth else "misidentified"
+            else:
+                outcome = "uncertain" if status == "UNCERTAIN" else "rejected"
+            key = {"correct": "accepted_correct"}.get(outcome, outcome)
+            known[key] += 1
+        else:
+            strangers["probes"] += 1
+            outcome = {"KNOWN": "false_accept", "UNCERTAIN": "uncertain"}.get(status, "rejected")
+            strangers[{"false_accept": "false_accepts"}.get(outcome, outcome)] += 1
+        results.append({"path": path, "truth": truth, "enrolled": is_known,
+                        "predicted": predicted, "status": status,
+                        "similarity": _num(m.similarity), "genuine_similarity": _num(gen_sim),
+                        "impostor_similarity": _num(imp_sim), "outcome": outcome})
+    false_accepts = known["misidentified"] + strangers["false_accepts"]
+    false_rejects = known["uncertain"] + known["rejected"]
+    n_probes = known["probes"] + strangers["probes"]
+    calibration = _calibrate(args, genuine, impostor)
+    th = engine.thresholds
+    out = {
+        "schema": "visio-memoria.eval-identify/1", "embedder": pipe.embedder_id,
+        "thresholds": {"accept": th.accept, "reject": th.reject},
+        "gallery": {"identities": sorted(gallery), "images": len(g_paths),
+                    "enrolled": report.num_vectors},
+        "probes": {"known": known["probes"], "strangers": strangers["probes"]},
+        "failed": [{"path": p, "reason": r} for p, r in failed.items()],
+        "top1_accuracy": _rate(known["top1_correct"], known["probes"]),
+        "known": known, "strangers": strangers,
+        "false_accepts": false_accepts, "false_rejects": false_rejects,
+        "false_accept_rate": _rate(false_accepts, n_probes),
+        "false_reject_rate": _rate(false_rejects, known["probes"]),
+        "unknown_rejection_rate": _rate(strangers["rejected"], strangers["probes"]),
+        "results": results, "calibration": calibration,
+    }
+    if args.json:
+        _print_json(out)
+    else:
+        _print_identify_report(out)
+    return 0
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100.0 * x:.1f}%"
+
+
+def _print_identify_report(out: Mapping[str, Any]) -> None:
+    th, k, s = out["thresholds"], out["known"], out["strangers"]
+    print(f"embedder {out['embedder']}, accept >= {th['accept']:.4f}, reject < "
+          f"{th['reject']:.4f}")
+    print(f"gallery: {out['gallery']['enrolled']} faces of {len(out['gallery']['identities'])} "
+          f"identities; probes: {k['probes']} known, {s['probes']} strangers")
+    for f in out["failed"]:
+        _warn(f"skipped {f['path']}: {f['reason']}")
+    print(f"top-1 accuracy: {_pct(out['top1_accuracy'])} ({k['top1_correct']}/{k['probes']})")
+    print(f"known probes: {k['accepted_correct']} correct, {k['misidentified']} misidentified, "
+          f"{k['uncertain']} uncertain, {k['rejected']} rejected")
+    print(f"strangers: {s['rejected']} rejected, {s['uncertain']} uncertain, "
+          f"{s['false_accepts']} falsely accepted")
+    print(f"false accepts: {out['false_accepts']} ({_pct(out['false_accept_rate'])}), false "
+          f"rejects: {out['false_rejects']} ({_pct(out['false_reject_rate'])}), unknown "
+          f"rejection rate: {_pct(out['unknown_rejection_rate'])}")
+    _print_calibration(out.get("calibration"))
+
+
+def _print_calibration(cal: Mapping[str, Any] | None) -> None:
+    if not cal:
+        return
+    a = cal["achieved"]
+    print(f"calibration for a false-accept rate of {cal['target_far']:g} "
+          f"({cal['impostor_scores']} impostor, {cal['genuine_scores']} genuine scores): "
+          f"accept_threshold {cal['accept_threshold']:.4f}, reject_threshold "
+          f"{cal['reject_threshold']:.4f} (on this data: FAR {a['false_accept_rate']:.4g}, "
+          f"FRR {a['false_reject_rate']:.4g}, genuine called UNKNOWN "
+          f"{a['genuine_unknown_rate']:.4g})")
+    if cal["note"]:
+        _warn(cal["note"])
+    if cal["written_to"]:
+        print(f"wrote accept_threshold and reject_threshold to {cal['written_to']}")
+
+
+def _read_pairs(csv_path: str, images_dir: str) -> list[tuple[int, str, str, int]]:
+    """(line, path a, path b, same) rows of a pairs CSV with columns a, b, same."""
+    path = Path(csv_path)
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    root = Path(images_dir)
+    if not root.is_dir():
+        raise CliError(f"--images {root}: no such folder")
+    rows = []
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = {(h or "").strip().lower(): h for h in (reader.fieldnames or [])}
+        missing = [c for c in ("a", "b", "same") if c not in header]
+        if missing:
+            raise CliError(f"{path}: the header must have columns a,b,same (missing "
+                           f"{','.join(missing)})")
+        for row in reader:
+            line = reader.line_num
+            a, b = (str(row.get(header[c]) or "").strip() for c in ("a", "b"))
+            same = str(row.get(header["same"]) or "").strip()
+            if not a and not b and not same:
+                continue
+            if same not in ("0", "1"):
+                raise CliError(f"{path}:{line}: 'same' must be 0 or 1, got {same!r}")
+            if not a or not b:
+                raise CliError(f"{path}:{line}: both image columns a and b are needed")
+            rows.append((line, str(root / a), str(root / b), int(same)))
+    if not rows:
+        raise CliError(f"{path}: no pairs")
+    return rows
+
+
+def cmd_eval_pairs(args: argparse.Namespace) -> int:
+    """Verification accuracy of image pairs."""
+    _check_eval_flags(args)
+    rows = _read_pairs(args.pairs_csv, args.images)
+    pipe = _pipeline(args, embed=True)
+    th = _engine_config(args, pipe.embedder_id).thresholds
+    paths = list(dict.fromkeys(p for _, a, b, _ in rows for p in (a, b)))
+    vectors, failed = _embed_files(args, pipe, paths, desc="embedding")
+    sims, labels, skipped = [], [], []
+    for line, a, b, same in rows:
+        bad = [f"{p}: {failed[p]}" for p in (a, b) if p in failed]
+        if bad:
+            skipped.append({"line": line, "reason": "; ".join(bad)})
+            continue
+        sims.append(float(np.dot(vectors[a], vectors[b])))
+        labels.append(same)
+    s, y = np.asarray(sims), np.asarray(labels, dtype=int)
+    out: dict[str, Any] = {
+        "schema": "visio-memoria.eval-pairs/1", "embedder": pipe.embedder_id,
+        "thresholds": {"accept": th.accept, "reject": th.reject},
+        "pairs": len(rows), "evaluated": len(sims), "skipped": skipped,
+        "genuine": int(y.sum()), "impostor": int((1 - y).sum()) if y.size else 0,
+        "threshold": th.accept, "accuracy": None, "true_accept_rate": None,
+        "false_accept_rate": None, "best_threshold": None, "best_accuracy": None,
+        "roc_auc": None, "calibration": None,
+    }
+    if s.size:
+        pred = s >= th.accept
+        out["accuracy"] = _num(float(np.mean(pred == (y == 1))))
+        out["true_accept_rate"] = _num(float(pred[y == 1].mean())) if (y == 1).any() else None
+        out["false_accept_rate"] = _num(float(pred[y == 0].mean())) if (y == 0).any() else None
+        candidates = np.unique(np.concatenate([s, [np.inf]]))
+        accs = [float(np.mean((s >= t) == (y == 1))) for t in candidates]
+        best = int(np.argmax(accs))
+        out["best_accuracy"] = _num(accs[best])
+        out["best_threshold"] = _num(candidates[best]) if np.isfinite(candidates[best]) else 1.0
+        if 0 < y.sum() < y.size:
+            from sklearn.metrics import roc_auc_score
+
+            out["roc_auc"] = _num(float(roc_auc_score(y, s)))
+        out["calibration"] = _calibrate(args, s[y == 1].tolist(), s[y == 0].tolist())
+    if args.json:
+        _print_json(out)
+    else:
+        for sk in skipped:
+            _warn(f"pair on line {sk['line']} skipped: {sk['reason']}")
+        print(f"embedder {out['embedder']}: {out['evaluated']} of {out['pairs']} pairs "
+              f"({out['genuine']} same, {out['impostor']} different)")
+        print(f"accuracy at threshold {th.accept:.4f}: {_pct(out['accuracy'])} (TAR "
+              f"{_pct(out['true_accept_rate'])}, FAR {_pct(out['false_accept_rate'])})")
+        bt, auc = out["best_threshold"], out["roc_auc"]
+        bt_text = "n/a" if bt is None else f"{bt:.4f}"
+        auc_text = "n/a" if auc is None else f"{auc:.4f}"
+        print(f"best accuracy: {_pct(out['best_accuracy'])} at threshold {bt_text}; "
+              f"ROC AUC {auc_text}")
+        _print_calibration(out["calibration"])
+    if not sims:
+        raise CliError("no pair could be evaluated (every pair has an image without a face)")
+    return 0
+
+
+# ------------------------------------------------------------------------------ db
+def cmd_db_list(args: argparse.Namespace) -> int:
+    """Persons in the memory."""
+    store = _open_store(args, read_only=True)
+    with store:
+        persons = store.list_persons()
+        stats = store.stats()
+        embedders = store.embedders()
+    if args.json:
+        _print_json({
+            "schema": "visio-memoria.db-list/1", "db": str(store.path),
+            "persons": [{"person_id": p.person_id, "name": p.name, "created": _when(p.created),
+                         "never_remember": p.never_remember,
+                         "num_embeddings": p.num_embeddings, "num_visits": p.num_visits,
+                         "first_seen": _when(p.first_seen), "last_seen": _when(p.last_seen)}
+                        for p in persons],
+            "embedders": embedders, "unknown_faces": stats.num_unknowns,
+            "unknown_clusters": stats.num_clusters,
+        })
+        return 0
+    print(f"{store.path}: {len(persons)} person{'s' if len(persons) != 1 else ''}, "
+          f"{stats.num_unknowns} unknown faces in {stats.num_clusters} clusters")
+    if persons:
+        print(f"{'id':>5}  {'name':<24} {'faces':>5} {'visits':>6}  last seen")
+    for p in persons:
+        last = (datetime.fromtimestamp(p.last_seen).strftime("%Y-%m-%d %H:%M")
+                if p.last_seen else "never")
+        flag = "  [never remember]" if p.never_remember else ""
+        print(f"{p.person_id:>5}  {p.name:<24} {p.num_embeddings:>5} {p.num_visits:>6}  "
+              f"{last}{flag}")
+    return 0
+
+
+def cmd_db_rename(args: argparse.Namespace) -> int:
+    """Rename a person."""
+    with _open_store(args, read_only=False) as store:
+        old = store.get_person(args.id).name
+        rec = store.rename_person(args.id, args.name)
+    print(f"renamed person {rec.person_id} from {old} to {rec.name}")
+    return 0
+
+
+def cmd_db_merge(args: argparse.Namespace) -> int:
+    """Merge person SRC into DST."""
+    with _open_store(args, read_only=False) as store:
+        src, dst = store.get_person(args.src), store.get_person(args.dst)
+        moved = store.merge_persons(args.src, args.dst)
+    print(f"merged person {src.person_id} ({src.name}) into person {dst.person_id} "
+          f"({dst.name}): {moved} faces moved")
+    return 0
+
+
+def cmd_db_forget(args: argparse.Namespace) -> int:
+    """Delete every trace of a person."""
+    with _open_store(args, read_only=False) as store:
+        person = store.get_person(args.id)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise CliError(f"refusing to forget person {person.person_id} ({person.name}) "
+                               "without confirmation: add --yes")
+            answer = input(f"Forget person {person.person_id} ({person.name}): "
+                           f"{person.num_embeddings} faces, {person.num_visits} visits? "
+                           "Type 'yes' to confirm: ")
+            if answer.strip().lower() != "yes":
+                raise CliError("not confirmed; nothing was deleted")
+        store.forget_person(person.person_id)
+    print(f"forgot person {person.person_id} ({person.name}): {person.num_embeddings} faces "
+          f"and {person.num_visits} visits deleted")
+    return 0
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    _write_private(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode())
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise CliError(f"cannot encode {path} as PNG")
+    _write_private(path, buf.tobytes())
+
+
+def cmd_db_export(args: argparse.Namespace) -> int:
+    """Persons, visits and unknown faces as JSON + PNG crops (never-remember persons left out)."""
+    out = Path(args.out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CliError(f"{out} exists and is not an empty folder; choose a new one")
+    with _open_store(args, read_only=True) as store:
+        persons = store.list_persons()
+        kept = [p for p in persons if not p.never_remember]
+        excluded = {p.person_id for p in persons if p.never_remember}
+        faces = {p.person_id: store.list_embeddings(p.person_id, with_crops=True) for p in kept}
+        visits = [v for v in store.list_visits(limit=0) if v.person_id not in excluded]
+        unknowns = store.list_unknowns(with_crops=True)
+        clusters = store.list_clusters(min_size=1, max_samples=0)
+        db_path = str(store.path)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(out, 0o700)
+    for sub in ("crops", "crops/persons", "crops/unknowns"):
+        (out / sub).mkdir(mode=0o700)
+    n_crops = 0
+    person_rows = []
+    for p in _progress(args, kept, desc="exporting persons", unit="person"):
+        rows = []
+        if faces[p.person_id]:
+            (out / "crops" / "persons" / str(p.person_id)).mkdir(mode=0o700)
+        for e in faces[p.person_id]:
+            rel = None
+            if e.crop is not None:
+                rel = f"crops/persons/{p.person_id}/{e.embedding_id}.png"
+                _write_png(out / rel, e.crop)
+                n_crops += 1
+            rows.append({"embedding_id": e.embedding_id, "embedder": e.embedder,
+                         "quality": _num(e.quality), "created": _when(e.created),
+                         "source": e.source, "crop": rel})
+        person_rows.append({"person_id": p.person_id, "name": p.name,
+                            "created": _when(p.created), "first_seen": _when(p.first_seen),
+                            "last_seen": _when(p.last_seen), "num_visits": p.num_visits,
+                            "faces": rows})
+    unknown_rows = []
+    for u in unknowns:
+        rel = None
+        if u.crop is not None:
+            rel = f"crops/unknowns/{u.unknown_id}.png"
+            _write_png(out / rel, u.crop)
+            n_crops += 1
+        unknown_rows.append({"unknown_id": u.unknown_id, "cluster_id": u.cluster_id,
+                             "embedder": u.embedder, "quality": _num(u.quality),
+                             "first_seen": _when(u.first_seen), "last_seen": _when(u.last_seen),
+                             "crop": rel})
+    _write_json(out / "persons.json", person_rows)
+    _write_json(out / "visits.json", [
+        {"visit_id": v.visit_id, "person_id": v.person_id, "name": v.name,
+         "start": _when(v.start), "last_seen": _when(v.last_seen), "end": _when(v.end),
+         "location": v.location, "robot_id": v.robot_id,
+         "dominant_activity": v.dominant_activity, "activity_counts": v.activity_counts}
+        for v in visits])
+    _write_json(out / "unknowns.json", {
+        "clusters": [{"cluster_id": c.cluster_id, "size": c.size,
+                      "first_seen": _when(c.first_seen), "last_seen": _when(c.last_seen),
+                      "embedder": c.embedder,
+                      "unknown_ids": [u.unknown_id for u in unknowns
+                                      if u.cluster_id == c.cluster_id]}
+                     for c in clusters],
+        "faces": unknown_rows})
+    _write_json(out / "manifest.json", {
+        "schema": "visio-memoria.export/1", "tool_version": __version__,
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "db": db_path, "persons": len(kept), "excluded_never_remember": len(excluded),
+        "faces": sum(len(v) for v in faces.values()), "visits": len(visits),
+        "unknown_faces": len(unknowns), "unknown_clusters": len(clusters), "crops": n_crops,
+        "vectors_included": False,
+    })
+    print(f"exported {len(kept)} persons, {len(visits)} visits, {len(unknowns)} unknown faces "
+          f"and {n_crops} crops to {out}"
+          + (f" ({len(excluded)} never-remember persons left out)" if excluded else ""))
+    return 0
+
+
+def cmd_db_reembed(args: argparse.Namespace) -> int:
+    """Re-embed the stored crops with the configured (or given) face embedder."""
+    import cv2
+
+    from .core.face_crop import CANONICAL_SIZE
+    from .embedding import build_face_embedder
+
+    params = _params(args, "embedding_node")
+    kind = args.embedder or str(params["face_embedder"])
+    with _open_store(args, read_only=False) as store:
+        try:
+            embedder = build_face_embedder(kind, **params)
+        except ImportError as exc:
+            raise CliError(f"the {kind} embedder is not installed ({exc})") from exc
+        except FileNotFoundError as exc:
+            raise CliError(f"{exc} (see models/README.md)") from exc
+        todo = sum(1 for p in store.list_persons() for e in store.list_embeddings(p.person_id)
+                   if e.embedder != embedder.id)
+        todo += sum(1 for u in store.list_unknowns() if u.embedder != embedder.id)
+        bar = _progress(args, total=todo, desc=f"re-embedding with {embedder.id}", unit="face")
+
+        def embed_fn(crops: list[np.ndarray]) -> list[np.ndarray | None]:
+            ready = [c if c.shape[:2] == (CANONICAL_SIZE, CANONICAL_SIZE) else
+                     cv2.resize(c, (CANONICAL_SIZE, CANONICAL_SIZE)) for c in crops]
+            try:
+                out: list[np.ndarray | None] = list(embedder.embed(ready))
+            except ValueError:
+                out = []
+                for c in ready:
+                    try:
+                        out.append(embedder.embed([c])[0])
+                    except ValueError as exc:
+                        LOG.warning("a stored crop cannot be embedded: %s", exc)
+                        out.append(None)
+            bar.update(len(crops))
+            return out
+
+        try:
+            report = store.reembed(embed_fn, embedder.id, batch_size=args.batch_size)
+        finally:
+            bar.close()
+    total = report.num_embeddings + report.num_unknowns
+    if total == 0 and not report.num_without_crop and not report.num_failed:
+        print(f"nothing to re-embed: every stored face already carries {embedder.id}")
+    else:
+        print(f"re-embedded {report.num_embeddings} faces of persons and {report.num_unknowns} "
+              f"unknown faces with {embedder.id}; {report.num_without_crop} without a stored "
+              f"crop kept their old vectors; {report.num_failed} failed")
+    ident = _params(args, "identity_node").get("embedder")
+    if ident != embedder.id:
+        _warn(f"identity_node embedder is {ident!r}: set it to {embedder.id!r} so the robot "
+              "matches against the new vectors")
+    return 1 if report.num_failed else 0
+
+
+# ------------------------------------------------------------------------------ activity
+def cmd_train_activity(args: argparse.Namespace) -> int:
+    """Train the linear activity head on DINOv3 scene features of a folder-per-label set."""
+    from .activity import list_image_folder, train_from_folder
+    from .embedding import build_scene_embedder
+
+    if args.folds < 2:
+        raise UsageError(f"--folds must be >= 2, got {args.folds}")
+    if not (math.isfinite(args.c) and args.c > 0):
+        raise UsageError(f"--c must be > 0, got {args.c}")
+    try:
+        total = sum(len(v) for v in list_image_folder(args.dir).values())
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    params = _params(args, "embedding_node")
+    try:
+        scene = build_scene_embedder("dinov3", **params)
+    except FileNotFoundError as exc:
+        raise CliError(f"DINOv3 weights not found: {exc} (train-activity needs the DINOv3 "
+                       "scene embedder; models/README.md explains how to get it)") from exc
+    except ImportError as exc:
+        raise CliError(f"DINOv3 needs torch and transformers ({exc}); "
+                       "pip install -e '.[dinov3]'") from exc
+    bar = _progress(args, total=total, desc=f"embedding with {scene.scene_id}")
+
+    def embed_fn(images: list[np.ndarray]) -> np.ndarray:
+        out = scene.embed_scenes(images)
+        bar.update(len(images))
+        return out
+
+    try:
+        head, report = train_from_folder(args.dir, embed_fn, scene.scene_id, folds=args.folds,
+                                         c=args.c, batch_size=int(params.get("max_batch", 16)))
+    finally:
+        bar.close()
+    saved = head.save(args.out)
+    if args.json:
+        _print_json({"schema": "visio-memoria.train-activity/1", "out": str(saved),
+                     "report": report.to_dict()})
+    else:
+        for f in report.skipped_files:
+            _warn(f"unreadable image skipped: {f}")
+        print(report.summary())
+        print(f"cross-validated accuracy {report.cv_accuracy:.3f}; saved the head "
+              f"({', '.join(head.labels)}; {head.embedder_id}) to {saved}")
+        print(f"use it with activity_node head_path: {saved}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ parser
+def _common(*, defaults: bool) -> argparse.ArgumentParser:
+    """Options accepted before and after the command (sub-parsers never override a value)."""
+    d = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("global options")
+    g.add_argument("--config", metavar="YAML", default=d(None),
+                   help="node parameter file (config/visio_memoria.yaml); default: built-in "
+                        "defaults")
+    g.add_argument("--db", metavar="PATH", default=d(None),
+                   help="memory file; default: memory_node data_dir/db_path "
+                        "(~/.local/share/visio_memoria/memory.db)")
+    g.add_argument("--pad-retry", metavar="F", type=float, default=d(0.3),
+                   help="when no face is found, retry once with a black border of F x the "
+                        "longer side (tight face crops); 0 = off (default 0.3)")
+    g.add_argument("-q", "--quiet", action="store_true", default=d(False),
+                   help="no progress bars")
+    g.add_argument("-v", "--verbose", action="count", default=d(0),
+                   help="log more (-v info, -vv debug) to stderr")
+    g.add_argument("--debug", action="store_true", default=d(False),
+                   help="show a traceback on unexpected errors")
+    return p
+
+
+def _calibration_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("calibration")
+    g.add_argument("--target-far", type=float, metavar="RATE",
+                   help="recommend an accept threshold for this false-accept rate (e.g. 0.001)")
+    g.add_argument("--reject-frr", type=float, default=DEFAULT_REJECT_FRR, metavar="RATE",
+                   help="recommended reject threshold: at most this fraction of genuine scores "
+                        "fall below it (UNKNOWN), and it is at most the accept rule at 10x the "
+                        f"target FAR (default {DEFAULT_REJECT_FRR})")
+    g.add_argument("--write-yaml", metavar="PATH",
+                   help="write the recommended thresholds into the identity_node section of "
+                        "this parameter YAML (only those two lines change)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of ``visio-memoria``."""
+    common = _common(defaults=False)
+    parser = argparse.ArgumentParser(
+        prog=PROG, parents=[_common(defaults=True)],
+        description="See people, remember them and greet them by name: the algorithms of the "
+                    "visio_memoria ROS nodes on image files and the memory store.",
+        epilog="exit codes: 0 ok, 1 runtime failure, 2 usage error")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(parent: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str,
+            json_flag: bool = True) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, parents=[common], help=help_, description=help_)
+        p.set_defaults(func=func)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    p = add(sub, "detect", cmd_detect, "faces per image: box, 5 landmarks, score, quality")
+    p.add_argument("images", nargs="+", metavar="IMG")
+
+    p = add(sub, "enroll", cmd_enroll, "add the largest face of each image to person NAME "
+            "(created if new); all-or-nothing")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("images", nargs="+", metavar="IMG")
+
+    p = add(sub, "identify", cmd_identify, "name, similarity and KNOWN/UNCERTAIN/UNKNOWN of "
+            "every face, against the memory")
+    p.add_argument("images", nargs="+", metavar="IMG")
+
+    ev = sub.add_parser("eval", help="accuracy on your own folder data (nothing is stored)",
+                        description="accuracy on your own folder data (nothing is stored)")
+    ev_sub = ev.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
+    p = add(ev_sub, "identify", cmd_eval_identify,
+            "open-set identification: enroll GALLERY_DIR (folder per identity) in memory, "
+            "probe with PROBE_DIR (or with the rest of GALLERY_DIR after --split N)")
+    p.add_argument("gallery_dir", metavar="GALLERY_DIR")
+    p.add_argument("probe_dir", metavar="PROBE_DIR", nargs="?")
+    p.add_argument("--split", type=int, metavar="N",
+                   help="without PROBE_DIR: enroll the first N images (sorted by name) of each "
+                        "identity, probe with the rest")
+    p.add_argument("--strangers", metavar="NAME[,NAME]",
+                   help="identities never enrolled: all their images are stranger probes")
+    _calibration_args(p)
+    p = add(ev_sub, "pairs", cmd_eval_pairs,
+            "verification of image pairs from a CSV with columns a,b,same (same in {0,1})")
+    p.add_argument("pairs_csv", metavar="PAIRS.csv")
+    p.add_argument("--images", required=True, metavar="DIR",
+                   help="folder the CSV's image paths are relative to")
+    _calibration_args(p)
+
+    db = sub.add_parser("db", help="list and manage the persons in the memory",
+                        description="list and manage the persons in the memory")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    add(db_sub, "list", cmd_db_list, "persons with face and visit counts")
+    p = add(db_sub, "rename", cmd_db_rename, "rename person ID", json_flag=False)
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("name", metavar="NAME")
+    p = add(db_sub, "merge", cmd_db_merge, "move everything of person SRC to DST and delete SRC",
+            json_flag=False)
+    p.add_argument("src", type=int, metavar="SRC")
+    p.add_argument("dst", type=int, metavar="DST")
+    p = add(db_sub, "forget", cmd_db_forget, "delete every trace of person ID (faces, crops, "
+            "visits)", json_flag=False)
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p = add(db_sub, "export", cmd_db_export, "write persons, visits and unknown faces as JSON "
+            "plus PNG crops (never-remember persons and vectors are left out)", json_flag=False)
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p = add(db_sub, "reembed", cmd_db_reembed, "re-embed the stored crops with the configured "
+            "face embedder (after changing it)", json_flag=False)
+    p.add_argument("--embedder", choices=("dlib", "dinov3", "onnx"), metavar="KIND",
+                   help="face embedder kind (dlib, dinov3, onnx); default: embedding_node "
+                        "face_embedder")
+    p.add_argument("--batch-size", type=int, default=32, metavar="N",
+                   help="crops per transaction (default 32)")
+
+    p = add(sub, "train-activity", cmd_train_activity,
+            "train the activity head: DIR/<label>/*.jpg -> DINOv3 scene features -> "
+            "cross-validated logistic regression -> .npz")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--out", default="models/activity_head.npz", metavar="PATH",
+                   help="where to save the head (default models/activity_head.npz)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    p.add_argument("--c", type=float, default=1.0,
+                   help="inverse L2 regularisation of the logistic regression (default 1.0)")
+    return parser
+
+
+class _StderrHandler(logging.Handler):
+    """Library log records as ``visio-memoria: <level>: <message>`` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"{PROG}: {record.levelname.lower()}: {_one_line(record.getMessage())}",
+                  file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 runtime failure, 2 usage error)."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: argparse printed the text
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if args.config is not None and not Path(args.config).is_file():
+        _error_line(f"--config {args.config}: no such file")
+        return 2
+    if args.pad_retry < 0 or args.pad_retry > 2:
+        _error_line(f"--pad-retry must be in [0, 2], got {args.pad_retry}")
+        return 2
+    root = logging.getLogger()
+    handler = _StderrHandler()
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    started = time.perf_counter()
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        _error_line(str(exc))
+        return exc.code
+    except KeyboardInterrupt:
+        _error_line("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:
+        from .memory import STORE_ERRORS
+
+        if args.debug:
+            traceback.print_exc()
+        if isinstance(exc, (*STORE_ERRORS, ValueError, OSError)):
+            _error_line(str(exc))
+        else:
+            _error_line(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the "
+                        "traceback)")
+        return 1
+    finally:
+        LOG.debug("%s finished in %.1f s", args.command, time.perf_counter() - started)
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""visio-memoria CLI without face detection: usage, calibration maths, YAML edit, db commands.
+
+Commands run in-process through ``main([...])``; one test runs the installed console script as
+a real subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from visio_memoria_ros.cli import main, recommend_thresholds, write_thresholds_yaml
+from visio_memoria_ros.core.face_crop import CANONICAL_SIZE
+from visio_memoria_ros.memory import SQLiteStore
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "visio_memoria.yaml"
+FAKE = "fake_embedder_8"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of one in-process CLI run."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _vec(seed: int, dim: int = 8) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+
+
+def _crop(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (CANONICAL_SIZE, CANONICAL_SIZE, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """A memory with Ada (2 faces, 1 visit), Bob (1 face), Wil (never remember), 1 unknown."""
+    path = tmp_path / "memory.db"
+    with SQLiteStore(path) as store:
+        ada = store.create_person("Ada").person_id
+        bob = store.create_person("Bob").person_id
+        wil = store.create_person("Wil").person_id
+        store.add_embedding(ada, _vec(1), FAKE, crop=_crop(1), quality=0.9)
+        store.add_embedding(ada, _vec(2), FAKE, crop=_crop(2), quality=0.8)
+        store.add_embedding(bob, _vec(3), FAKE, crop=_crop(3))
+        store.add_embedding(wil, _vec(4), FAKE, crop=_crop(4))
+        store.open_or_extend_visit(ada, 1000.0)
+        store.open_or_extend_visit(wil, 1000.0)
+        store.set_never_remember(wil, True)
+        store.add_unknown(_vec(5), FAKE, crop=_crop(5))
+    assert (ada, bob, wil) == (1, 2, 3)
+    return path
+
+
+# -- usage ------------------------------------------------------------------------------------
+def test_help_and_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert run(capsys, "--help")[0] == 0
+    for cmd in (["detect"], ["eval", "identify"], ["db"], ["db", "list"], ["train-activity"]):
+        code, out, _ = run(capsys, *cmd, "--help")
+        assert code == 0 and "usage:" in out
+    assert run(capsys)[0] == 2
+    assert run(capsys, "frobnicate")[0] == 2
+    assert run(capsys, "db", "rename", "one", "Ada")[0] == 2  # not an integer id
+    code, _, err = run(capsys, "--config", str(tmp_path / "nope.yaml"), "db", "list")
+    assert code == 2 and "no such file" in err
+    code, _, err = run(capsys, "eval", "identify", str(tmp_path))
+    assert code == 2 and "--split" in err
+    code, _, err = run(capsys, "eval", "identify", str(tmp_path), "--split", "2",
+                       "--write-yaml", str(tmp_path / "x.yaml"))
+    assert code == 2 and "--target-far" in err
+    code, _, err = run(capsys, "eval", "identify", str(tmp_path), "--split", "2",
+                       "--target-far", "1.5")
+    assert code == 2 and "(0, 1)" in err
+
+
+def test_bad_config_values_are_one_line_errors(capsys, tmp_path: Path, db: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("memory_node:\n  ros__parameters:\n    crop_quality: 500\n")
+    code, _, err = run(capsys, "--config", str(bad), "--db", str(db), "db", "list")
+    assert code == 1 and err.count("\n") == 1 and "crop_quality" in err
+    assert "Traceback" not in err
+
+
+# -- calibration -------------------------------------------------------------------------------
+def test_recommend_thresholds_meets_target() -> None:
+    rng = np.random.default_rng(0)
+    impostor = rng.normal(0.3, 0.1, 5000)
+    genuine = rng.normal(0.8, 0.05, 500)
+    cal = recommend_thresholds(genuine, impostor, 0.01, 0.02)
+    acc, rej = cal["accept_threshold"], cal["reject_threshold"]
+    assert np.mean(impostor >= acc) <= 0.01
+    assert np.mean(impostor >= acc - 1e-4) > 0.01 - 1 / 5000  # the lowest such 4-decimal value
+    assert np.mean(genuine < rej) <= 0.02
+    assert np.mean(impostor >= rej) <= 0.1  # the band holds the closest 10 x target strangers
+    assert np.mean(impostor >= rej - 1e-4) > 0.1 - 1 / 5000
+    assert rej < acc and round(acc, 4) == acc and round(rej, 4) == rej
+    assert cal["achieved"]["false_accept_rate"] <= 0.01 and cal["note"] is None
+
+
+def test_recommend_thresholds_small_data_note_and_refusals() -> None:
+    cal = recommend_thresholds([0.95, 0.97], [0.50, 0.6123], 0.001)
+    assert cal["accept_threshold"] == 0.6124 and cal["achieved"]["false_accept_rate"] == 0
+    assert "cannot be measured" in cal["note"]
+    with pytest.raises(ValueError, match="impostor"):
+        recommend_thresholds([0.9], [], 0.01)
+    with pytest.raises(ValueError, match="genuine"):
+        recommend_thresholds([], [0.2], 0.01)
+
+
+def test_write_yaml_changes_only_the_two_thresholds(tmp_path: Path) -> None:
+    copy = tmp_path / "params.yaml"
+    shutil.copy(CONFIG, copy)
+    before_lines = CONFIG.read_text().splitlines()
+    write_thresholds_yaml(copy, 0.9312, 0.9011)
+    after_lines = copy.read_text().splitlines()
+    changed = [(a, b) for a, b in zip(before_lines, after_lines, strict=True) if a != b]
+    assert len(changed) == 2
+    assert changed[0][1].strip() == "accept_threshold: 0.9312"
+    assert changed[1][1].strip() == "reject_threshold: 0.9011"
+    before, after = yaml.safe_load(CONFIG.read_text()), yaml.safe_load(copy.read_text())
+    params = after["identity_node"]["ros__parameters"]
+    assert params["accept_threshold"] == 0.9312 and params["reject_threshold"] == 0.9011
+    for section in before:
+        if section != "identity_node":
+            assert after[section] == before[section]
+
+
+def test_write_yaml_refuses_missing_keys(tmp_path: Path) -> None:
+    from visio_memoria_ros.cli import CliError
+
+    path = tmp_path / "p.yaml"
+    text = "# mine\nidentity_node:\n  ros__parameters:\n    accept_threshold: 0.9  # a\n"
+    path.write_text(text)
+    with pytest.raises(CliError, match="reject_threshold"):
+        write_thresholds_yaml(path, 0.95, 0.9)
+    assert path.read_text() == text
+    path.write_text("memory_node:\n  ros__parameters:\n    robot_id: r\n")
+    with pytest.raises(CliError, match="no identity_node"):
+        write_thresholds_yaml(path, 0.95, 0.9)
+    path.write_text(text + "    reject_threshold: 0.8\n")
+    with pytest.raises(CliError, match="exceeds"):
+        write_thresholds_yaml(path, 0.85, 0.9)
+    write_thresholds_yaml(path, 0.95, 0.9)
+    assert path.read_text() == text.replace("0.9  # a", "0.9500  # a") + \
+        "    reject_threshold: 0.9000\n"
+
+
+# -- pairs CSV refusals (no model is loaded before the CSV is read) ---------------------------
+def test_pairs_csv_refusals(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_text("a,b,same\nx.png,y.png,2\n")
+    code, _, err = run(capsys, "eval", "pairs", str(csv_path), "--images", str(tmp_path))
+    assert code == 1 and "pairs.csv:2: 'same' must be 0 or 1" in err
+    csv_path.write_text("left,right\nx,y\n")
+    code, _, err = run(capsys, "eval", "pairs", str(csv_path), "--images", str(tmp_path))
+    assert code == 1 and "a,b,same" in err
+    code, _, err = run(capsys, "eval", "pairs", str(tmp_path / "no.csv"), "--images", "x")
+    assert code == 1 and "no such file" in err
+
+
+# -- db ----------------------------------------------------------------------------------------
+def test_db_list_json(capsys: pytest.CaptureFixture[str], db: Path) -> None:
+    code, out, _ = run(capsys, "--db", str(db), "db", "list", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["schema"] == "visio-memoria.db-list/1"
+    assert [p["name"] for p in doc["persons"]] == ["Ada", "Bob", "Wil"]
+    ada = doc["persons"][0]
+    assert ada["num_embeddings"] == 2 and ada["num_visits"] == 1 and ada["last_seen"] >= 1000
+    assert doc["persons"][2]["never_remember"] is True
+    assert doc["embedders"] == {FAKE: 8} and doc["unknown_faces"] == 1
+    code, out, _ = run(capsys, "db", "list", "--db", str(db))  # --db after the command too
+    assert code == 0 and "Ada" in out and "[never remember]" in out
+
+
+def test_db_rename_merge_forget(capsys: pytest.CaptureFixture[str], db: Path) -> None:
+    d = ["--db", str(db)]
+    code, out, _ = run(capsys, *d, "db", "rename", "2", "Robert")
+    assert code == 0 and "Robert" in out
+    code, out, _ = run(capsys, *d, "db", "merge", "2", "1")
+    assert code == 0 and "1 faces moved" in out
+    code, _, err = run(capsys, *d, "db", "forget", "1")  # stdin is not a terminal
+    assert code == 1 and "--yes" in err
+    code, out, _ = run(capsys, *d, "db", "forget", "1", "--yes")
+    assert code == 0 and "forgot person 1 (Ada)" in out
+    with SQLiteStore(db) as store:
+        assert [p.name for p in store.list_persons()] == ["Wil"]
+
+
+def test_db_refusals(capsys: pytest.CaptureFixture[str], db: Path, tmp_path: Path) -> None:
+    d = ["--db", str(db)]
+    for argv, words in [
+        (["db", "rename", "99", "X"], "person 99 does not exist"),
+        (["db", "rename", "1", "   "], "name is empty"),
+        (["db", "rename", "1", "Bob"], "already has that name"),
+        (["db", "merge", "1", "1"], "into itself"),
+        (["db", "forget", "42", "--yes"], "person 42 does not exist"),
+        (["db", "rename", "-3", "X"], "person id must be >= 0"),
+    ]:
+        code, _, err = run(capsys, *d, *argv)
+        assert code == 1, argv
+        assert words in err and err.startswith("visio-memoria: error:"), err
+        assert err.count("\n") == 1 and "Traceback" not in err
+    code, _, err = run(capsys, "--db", str(tmp_path / "none.db"), "db", "list")
+    assert code == 1 and "no memory store" in err
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_db_export_leaves_out_never_remember(capsys, db: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "export"
+    code, out, _ = run(capsys, "--db", str(db), "db", "export", str(out_dir))
+    assert code == 0 and "1 never-remember" in out
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    assert manifest["persons"] == 2 and manifest["excluded_never_remember"] == 1
+    assert manifest["vectors_included"] is False and manifest["crops"] == 4
+    persons = json.loads((out_dir / "persons.json").read_text())
+    assert [p["name"] for p in persons] == ["Ada", "Bob"]
+    assert "Wil" not in (out_dir / "visits.json").read_text()
+    crop = out_dir / persons[0]["faces"][0]["crop"]
+    assert crop.is_file() and crop.suffix == ".png"
+    unknowns = json.loads((out_dir / "unknowns.json").read_text())
+    assert len(unknowns["faces"]) == 1 and (out_dir / unknowns["faces"][0]["crop"]).is_file()
+    assert (out_dir.stat().st_mode & 0o777) == 0o700
+    assert (crop.stat().st_mode & 0o777) == 0o600
+    assert not list((out_dir / "crops" / "persons").glob("3"))
+    code, _, err = run(capsys, "--db", str(db), "db", "export", str(out_dir))
+    assert code == 1 and "not an empty folder" in err
+
+
+def test_db_reembed_with_dlib(capsys: pytest.CaptureFixture[str], db: Path) -> None:
+    pytest.importorskip("dlib")
+    code, out, err = run(capsys, "--db", str(db), "db", "reembed", "--embedder", "dlib")
+    assert code == 0, err
+    assert "re-embedded 4 faces of persons and 1 unknown faces with dlib_resnet_v1_128" in out
+    with SQLiteStore(db) as store:
+        assert len(store.gallery("dlib_resnet_v1_128").entries) == 4
+        assert not store.gallery(FAKE).entries
+    code, out, _ = run(capsys, "--db", str(db), "db", "reembed", "--embedder", "dlib")
+    assert code == 0 and "nothing to re-embed" in out
+
+
+def test_console_script_subprocess(db: Path) -> None:
+    exe = Path(sys.executable).with_name("visio-memoria")
+    if not exe.is_file():
+        pytest.skip(f"console script not installed at {exe} (pip install -e .)")
+    env = dict(os.environ)
+    # Run this source tree even when a colcon install/ copy of the package is on PYTHONPATH.
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([str(exe), "--db", str(db), "db", "list", "--json"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert [p["name"] for p in json.loads(proc.stdout)["persons"]] == ["Ada", "Bob", "Wil"]
+    proc = subprocess.run([str(exe), "--db", str(db), "db", "forget", "77", "--yes"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "visio-memoria: error: person 77 does not exist"
+
+
+def test_cli_never_imports_ros() -> None:
+    code = (
+        "import sys\n"
+        "from visio_memoria_ros import cli, pipeline, activity, embedding, identity, memory\n"
+        "cli.main(['db', 'list', '--db', '/nonexistent/memory.db'])\n"
+        "bad = [m for m in sys.modules if m == 'rclpy' or m.startswith('rclpy.')\n"
+        "       or m.startswith('visio_memoria_ros.nodes')]\n"
+        "assert not bad, bad\n"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "no memory store at /nonexistent/memory.db" in proc.stderr
