@@ -1094,10 +1094,8 @@ def cmd_db_export(args: argparse.Namespace) -> int:
 
 def cmd_db_reembed(args: argparse.Namespace) -> int:
     """Re-embed the stored crops with the configured (or given) face embedder."""
-    import cv2
-
-    from .core.face_crop import CANONICAL_SIZE
     from .embedding import build_face_embedder
+    from .embedding.factory import tolerant_embed_fn
 
     params = _params(args, "embedding_node")
     kind = args.embedder or str(params["face_embedder"])
@@ -1113,21 +1111,7 @@ def cmd_db_reembed(args: argparse.Namespace) -> int:
         todo += sum(1 for u in store.list_unknowns() if u.embedder != embedder.id)
         bar = _progress(args, total=todo, desc=f"re-embedding with {embedder.id}", unit="face")
 
-        def embed_fn(crops: list[np.ndarray]) -> list[np.ndarray | None]:
-            ready = [c if c.shape[:2] == (CANONICAL_SIZE, CANONICAL_SIZE) else
-                     cv2.resize(c, (CANONICAL_SIZE, CANONICAL_SIZE)) for c in crops]
-            try:
-                out: list[np.ndarray | None] = list(embedder.embed(ready))
-            except ValueError:
-                out = []
-                for c in ready:
-                    try:
-                        out.append(embedder.embed([c])[0])
-                    except ValueError as exc:
-                        LOG.warning("a stored crop cannot be embedded: %s", exc)
-                        out.append(None)
-            bar.update(len(crops))
-            return out
+        embed_fn = tolerant_embed_fn(embedder, on_batch=bar.update)
 
         try:
             report = store.reembed(embed_fn, embedder.id, batch_size=args.batch_size)

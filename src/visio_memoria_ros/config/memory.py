@@ -5,66 +5,155 @@ from __future__ import annotations
 from .spec import ParamSpec
 
 PARAMS: list[ParamSpec] = [
-    ParamSpec("data_dir", "~/.local/share/visio_memoria",
-              "Directory of the memory (created 0700; '~' expands). Holds the SQLite file and "
-              "its -wal/-shm side files, all 0600.", allow_empty=False, read_only=True),
-    ParamSpec("db_path", "",
-              "SQLite file; empty = <data_dir>/memory.db; a relative path is taken inside "
-              "data_dir.", read_only=True),
-    ParamSpec("robot_id", "robot",
-              "Name of this robot, written into every visit (tells robots apart when several "
-              "share one memory).", allow_empty=False),
-    ParamSpec("synchronous", "FULL",
-              "SQLite durability. FULL: every committed change (a label, a 'forget me') "
-              "survives a power cut, at one fsync per commit. NORMAL: faster on slow storage, "
-              "never corrupt, but the last commits may be lost on power loss.",
-              choices=("FULL", "NORMAL"), read_only=True),
-    ParamSpec("store_crops", True,
-              "Keep the aligned face crop with every stored face (needed to re-embed when the "
-              "embedder changes and to show faces for labelling)."),
-    ParamSpec("crop_format", "jpeg", "Compression of stored face crops.",
-              choices=("jpeg", "png", "webp")),
-    ParamSpec("crop_quality", 90, "JPEG/WebP quality of stored crops (PNG ignores it).",
-              min=1, max=100),
-    ParamSpec("visit_absence", 30.0,
-              "A person unseen for longer than this [s] has left: their visit ends at the last "
-              "sighting and the next sighting opens a new visit.", min=1.0, max=86400.0),
-    ParamSpec("cluster_similarity", 0.92,
-              "Cosine similarity above which an unknown face joins a cluster (incremental "
-              "assignment to the nearest centroid, and 1 - distance threshold of the periodic "
-              "re-clustering). Depends on the embedder: 0.92 suits the default dlib embedder (BBT: "
-              "purity 0.97 incremental, 1.00 after re-clustering); ArcFace ~0.45.",
-              min=0.01, max=0.99),
-    ParamSpec("cluster_min_size", 3,
-              "Unknown faces needed to form a cluster; smaller groups stay pending (-1).",
-              min=1, max=1000),
-    ParamSpec("cluster_method", "agglomerative",
-              "Re-clustering algorithm: agglomerative (cosine, average linkage, distance "
-              "threshold) or dbscan.", choices=("agglomerative", "dbscan")),
-    ParamSpec("recluster_period", 300.0,
-              "Re-cluster all unknown faces every this many seconds (cluster ids stay stable); "
-              "0 = never.", min=0.0, max=86400.0),
-    ParamSpec("recluster_max_unknowns", 4000,
-              "Re-cluster at most this many most recent unknown faces per embedder (memory "
-              "and time grow with the square of it).", min=2, max=50000),
-    ParamSpec("max_unknowns_per_track", 5,
-              "Unknown faces kept per face track; past that a better-quality face replaces the "
-              "worst one.", min=1, max=100),
-    ParamSpec("unknown_retention_days", 30.0,
-              "Delete unknown faces not seen for this many days; 0 = keep until labelled or "
-              "discarded.", min=0.0, max=36500.0),
-    ParamSpec("visit_retention_days", 365.0,
-              "Delete finished visits older than this many days; 0 = keep forever.",
-              min=0.0, max=36500.0),
-    ParamSpec("purge_period", 3600.0,
-              "Run the retention purge (and close stale visits) every this many seconds.",
-              min=10.0, max=604800.0),
-    ParamSpec("encryption_key_file", "",
-              "File holding a url-safe base64 32-byte key (mode 0600) to encrypt face crops "
-              "and embeddings at rest with AES-256-GCM (needs the 'cryptography' package); "
-              "empty = use encryption_key_env.", read_only=True),
-    ParamSpec("encryption_key_env", "VISIO_MEMORIA_KEY",
-              "Name of an environment variable holding the key when encryption_key_file is "
-              "empty; unset or empty variable = crops and embeddings stored unencrypted.",
-              read_only=True),
+    ParamSpec(
+        "data_dir",
+        "~/.local/share/visio_memoria",
+        "Directory of the memory (created 0700; '~' expands). Holds the SQLite file and "
+        "its -wal/-shm side files, all 0600.",
+        allow_empty=False,
+        read_only=True,
+    ),
+    ParamSpec(
+        "db_path",
+        "",
+        "SQLite file; empty = <data_dir>/memory.db; a relative path is taken inside data_dir.",
+        read_only=True,
+    ),
+    ParamSpec(
+        "robot_id",
+        "robot",
+        "Name of this robot, written into every visit (tells robots apart when several "
+        "share one memory).",
+        allow_empty=False,
+    ),
+    ParamSpec(
+        "synchronous",
+        "FULL",
+        "SQLite durability. FULL: every committed change (a label, a 'forget me') "
+        "survives a power cut, at one fsync per commit. NORMAL: faster on slow storage, "
+        "never corrupt, but the last commits may be lost on power loss.",
+        choices=("FULL", "NORMAL"),
+        read_only=True,
+    ),
+    ParamSpec(
+        "store_crops",
+        True,
+        "Keep the aligned face crop with every stored face (needed to re-embed when the "
+        "embedder changes and to show faces for labelling).",
+    ),
+    ParamSpec(
+        "crop_format", "jpeg", "Compression of stored face crops.", choices=("jpeg", "png", "webp")
+    ),
+    ParamSpec(
+        "crop_quality", 90, "JPEG/WebP quality of stored crops (PNG ignores it).", min=1, max=100
+    ),
+    ParamSpec(
+        "visit_absence",
+        30.0,
+        "A person unseen for longer than this [s] has left: their visit ends at the last "
+        "sighting and the next sighting opens a new visit.",
+        min=1.0,
+        max=86400.0,
+    ),
+    ParamSpec(
+        "cluster_similarity",
+        0.92,
+        "Cosine similarity above which an unknown face joins a cluster (incremental "
+        "assignment to the nearest centroid, and 1 - distance threshold of the periodic "
+        "re-clustering). Depends on the embedder: 0.92 suits the default dlib embedder (BBT: "
+        "purity 0.97 incremental, 1.00 after re-clustering); ArcFace ~0.45.",
+        min=0.01,
+        max=0.99,
+    ),
+    ParamSpec(
+        "cluster_min_size",
+        3,
+        "Unknown faces needed to form a cluster; smaller groups stay pending (-1).",
+        min=1,
+        max=1000,
+    ),
+    ParamSpec(
+        "cluster_method",
+        "agglomerative",
+        "Re-clustering algorithm: agglomerative (cosine, average linkage, distance "
+        "threshold) or dbscan.",
+        choices=("agglomerative", "dbscan"),
+    ),
+    ParamSpec(
+        "recluster_period",
+        300.0,
+        "Re-cluster all unknown faces every this many seconds (cluster ids stay stable); "
+        "0 = never.",
+        min=0.0,
+        max=86400.0,
+    ),
+    ParamSpec(
+        "recluster_max_unknowns",
+        4000,
+        "Re-cluster at most this many most recent unknown faces per embedder (memory "
+        "and time grow with the square of it).",
+        min=2,
+        max=50000,
+    ),
+    ParamSpec(
+        "max_unknowns_per_track",
+        5,
+        "Unknown faces kept per face track; past that a better-quality face replaces the "
+        "worst one.",
+        min=1,
+        max=100,
+    ),
+    ParamSpec(
+        "unknown_retention_days",
+        30.0,
+        "Delete unknown faces not seen for this many days; 0 = keep until labelled or discarded.",
+        min=0.0,
+        max=36500.0,
+    ),
+    ParamSpec(
+        "visit_retention_days",
+        365.0,
+        "Delete finished visits older than this many days; 0 = keep forever.",
+        min=0.0,
+        max=36500.0,
+    ),
+    ParamSpec(
+        "purge_period",
+        3600.0,
+        "Run the retention purge (and close stale visits) every this many seconds.",
+        min=10.0,
+        max=604800.0,
+    ),
+    ParamSpec(
+        "encryption_key_file",
+        "",
+        "File holding a url-safe base64 32-byte key (mode 0600) to encrypt face crops "
+        "and embeddings at rest with AES-256-GCM (needs the 'cryptography' package); "
+        "empty = use encryption_key_env.",
+        read_only=True,
+    ),
+    ParamSpec(
+        "encryption_key_env",
+        "VISIO_MEMORIA_KEY",
+        "Name of an environment variable holding the key when encryption_key_file is "
+        "empty; unset or empty variable = crops and embeddings stored unencrypted.",
+        read_only=True,
+    ),
+    ParamSpec(
+        "face_embedder",
+        "dlib",
+        "The face embedder the stored gallery must be made by (= embedding_node "
+        "face_embedder); see reembed_on_start.",
+        choices=("dlib", "dinov3", "onnx"),
+        read_only=True,
+    ),
+    ParamSpec(
+        "reembed_on_start",
+        True,
+        "At start, re-embed the stored crops whose vectors another embedder made, with "
+        "face_embedder built from embedding_node's default model paths, and log how many "
+        "(nobody is forgotten when the embedder changes). For other model paths run "
+        "`visio-memoria --config <yaml> db reembed`.",
+        read_only=True,
+    ),
 ]

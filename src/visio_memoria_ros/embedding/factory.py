@@ -60,6 +60,40 @@ def build_dinov3(
     raise ValueError(f"unknown dinov3_source {dinov3_source!r}; choose one of {DINOV3_SOURCES}")
 
 
+def tolerant_embed_fn(
+    embedder: FaceEmbedder, on_batch: Any = None
+) -> Any:
+    """Return ``fn(crops) -> list[vector | None]`` for re-embedding stored crops.
+
+    Crops not of the canonical size are resized; a crop the embedder refuses gives None (the
+    store keeps that face's old vector) instead of failing the whole batch. ``on_batch(n)`` is
+    called after each batch (progress bars).
+    """
+    import cv2
+
+    from ..core.face_crop import CANONICAL_SIZE
+
+    size = (CANONICAL_SIZE, CANONICAL_SIZE)
+
+    def embed(crops: list[Any]) -> list[Any]:
+        ready = [c if c.shape[:2] == size else cv2.resize(c, size) for c in crops]
+        try:
+            out: list[Any] = list(embedder.embed(ready))
+        except ValueError:
+            out = []
+            for crop in ready:
+                try:
+                    out.append(embedder.embed([crop])[0])
+                except ValueError as exc:
+                    LOG.warning("a stored crop cannot be embedded: %s", exc)
+                    out.append(None)
+        if on_batch is not None:
+            on_batch(len(crops))
+        return out
+
+    return embed
+
+
 def build_face_embedder(kind: str, *, dinov3: Any = None, **params: Any) -> FaceEmbedder:
     """Return the face embedder ``kind`` (dlib | dinov3 | onnx) built from parameters.
 
@@ -156,4 +190,5 @@ __all__ = [
     "build_embedding_stack",
     "build_face_embedder",
     "build_scene_embedder",
+    "tolerant_embed_fn",
 ]

@@ -82,6 +82,8 @@ class MemoryNode(VisioNode):
             + ("" if stats.writable else " (READ-ONLY: nothing new is stored)")
             + (" (encrypted)" if stats.encrypted else "")
         )
+        if self.params["reembed_on_start"] and stats.writable:
+            self._reembed_on_start()
         self._converter = ImageConverter()
         self._lock = threading.Lock()
         self._activity_by_face: dict[int, str] = {}
@@ -132,6 +134,32 @@ class MemoryNode(VisioNode):
         # Retention also at start: a robot restarted more often than purge_period (every night,
         # on each crash) would otherwise never delete expired faces and visits.
         self._purge()
+
+    def _reembed_on_start(self) -> None:
+        """Re-embed stored crops made by another embedder than ``face_embedder``."""
+        from ..config import embedding as embedding_params
+        from ..embedding import build_face_embedder
+        from ..embedding.factory import tolerant_embed_fn
+
+        log = self.get_logger()
+        defaults = {s.name: s.default for s in embedding_params.PARAMS}
+        try:
+            embedder = build_face_embedder(self.params["face_embedder"], **defaults)
+        except (FileNotFoundError, ValueError, ImportError) as exc:
+            log.warning(f"stored faces not checked for re-embedding: {exc}")
+            return
+        stale = self._store.stats().num_embeddings - len(
+            self._store.gallery(embedder.id).entries
+        )
+        stale_unknowns = sum(1 for u in self._store.list_unknowns() if u.embedder != embedder.id)
+        if stale <= 0 and not stale_unknowns:
+            return
+        log.info(f"re-embedding {stale} stored faces and {stale_unknowns} unknown faces with "
+                 f"{embedder.id} (the gallery was made by another embedder)")
+        report = self._store.reembed(tolerant_embed_fn(embedder), embedder.id)
+        log.info(f"re-embedded {report.num_embeddings} faces and {report.num_unknowns} unknown "
+                 f"faces with {embedder.id}; {report.num_without_crop} without a crop and "
+                 f"{report.num_failed} failed keep their old vectors")
 
     # -- topics ------------------------------------------------------------------------------
     def _on_activities(self, msg: ActivityArray) -> None:
