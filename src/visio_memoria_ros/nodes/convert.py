@@ -132,15 +132,33 @@ def frame_to_msg(
     return msg
 
 
-def frame_from_msg(msg: Perception, converter: ImageConverter) -> Frame:
-    """Perception -> Frame."""
+def frame_from_msg(
+    msg: Perception, converter: ImageConverter, problems: list[str] | None = None
+) -> Frame:
+    """Perception -> Frame.
+
+    Without ``problems`` a malformed face or person raises ValueError; with a list, it is left
+    out and the reason appended, so one bad face does not cost the others their frame.
+    """
+    faces, persons = [], []
+    for kind, items, convert, out in (
+        ("face", msg.faces, face_from_msg, faces),
+        ("person", msg.persons, person_from_msg, persons),
+    ):
+        for i, item in enumerate(items):
+            try:
+                out.append(convert(item, converter))
+            except ValueError as exc:
+                if problems is None:
+                    raise
+                problems.append(f"{kind} {i} (track {item.track_id}): {exc}")
     return Frame(
         stamp=stamp_to_s(msg.header.stamp),
         frame_id=msg.header.frame_id,
         width=int(msg.image_width),
         height=int(msg.image_height),
-        faces=[face_from_msg(f, converter) for f in msg.faces],
-        persons=[person_from_msg(p, converter) for p in msg.persons],
+        faces=faces,
+        persons=persons,
         processing_time=float(msg.processing_time),
     )
 

@@ -48,7 +48,10 @@ class EmbeddingNode(VisioNode):
     def _process(self, msg: Perception) -> None:
         t0 = time.monotonic()
         p = self.params
-        frame = frame_from_msg(msg, self._converter)
+        problems: list[str] = []
+        frame = frame_from_msg(msg, self._converter, problems)
+        for problem in problems:
+            self.get_logger().warning(f"skipped a malformed {problem}", throttle_duration_sec=5.0)
         stamp = frame.stamp
         policy = self._stack.policy
         candidates = []

@@ -216,7 +216,10 @@ class IdentityNode(VisioNode):
 
     def _process(self, msg: Perception) -> None:
         t0 = time.monotonic()
-        frame = frame_from_msg(msg, self._converter)
+        problems: list[str] = []
+        frame = frame_from_msg(msg, self._converter, problems)
+        for problem in problems:
+            self.get_logger().warning(f"skipped a malformed {problem}", throttle_duration_sec=5.0)
         t = frame.stamp
         out = self._engine.process(frame.faces, t)
         person_of_face = {p.face_track_id: p.track_id for p in frame.persons
