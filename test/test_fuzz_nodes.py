@@ -344,7 +344,9 @@ def test_nodes_survive_hostile_messages_and_service_calls(ros, launch, tmp_path)
     valid_image.header.frame_id = "cam"
 
     def valid_round() -> bool:
-        stamp = time.time()
+        # The image and the identities share a stamp: overlay_node draws an image when the
+        # identities of that very image arrive (pair_with: results).
+        stamp = float(int(time.time()))
         valid_image.header.stamp.sec, valid_image.header.stamp.nanosec = int(stamp), 0
         pubs["image_raw"].publish(valid_image)
         msg = perception(stamp, [(77, face)])
