@@ -19,13 +19,11 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
 from visio_memoria.msg import ActivityArray, Perception
 
 from ..activity import ActivityEngine, dynamics_config_from_params
 from ..activity.smoothing import ActivitySmoother
 from ..config import activity as activity_params
-from ..core.types import PersonObservation
 from .common import (
     RELIABLE_QOS,
     NodeStartupError,
@@ -35,30 +33,7 @@ from .common import (
     run_node,
     stamp_to_s,
 )
-from .convert import activities_to_msg
-
-
-def persons_from_msg(msg: Perception) -> tuple[list[PersonObservation], list[str]]:
-    """The persons of a Perception message without their crops, and why any were skipped."""
-    persons: list[PersonObservation] = []
-    problems: list[str] = []
-    for i, p in enumerate(msg.persons):
-        embedding = np.asarray(p.scene_embedding, dtype=np.float32)
-        try:
-            persons.append(
-                PersonObservation(
-                    bbox=np.asarray(p.bbox, dtype=np.float32),
-                    score=float(p.score),
-                    detector=p.detector,
-                    track_id=int(p.track_id),
-                    face_track_id=int(p.face_track_id),
-                    scene_embedding=embedding if embedding.size else None,
-                    scene_embedder=p.scene_embedder,
-                )
-            )
-        except ValueError as exc:
-            problems.append(f"person {i} (track {p.track_id}): {exc}")
-    return persons, problems
+from .convert import activities_to_msg, persons_from_msg
 
 
 def _check_combination(values: dict[str, Any]) -> str | None:

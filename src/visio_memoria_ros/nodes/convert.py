@@ -223,3 +223,29 @@ def activities_to_msg(
             for p, f, a, c, m in rows
         ],
     )
+
+
+def persons_from_msg(msg: Perception) -> tuple[list[PersonObservation], list[str]]:
+    """The persons of a Perception message without decoding crops, and why any were skipped.
+
+    For nodes that need boxes, tracks and scene embeddings only (activity, overlay).
+    """
+    persons: list[PersonObservation] = []
+    problems: list[str] = []
+    for i, p in enumerate(msg.persons):
+        embedding = np.asarray(p.scene_embedding, dtype=np.float32)
+        try:
+            persons.append(
+                PersonObservation(
+                    bbox=np.asarray(p.bbox, dtype=np.float32),
+                    score=float(p.score),
+                    detector=p.detector,
+                    track_id=int(p.track_id),
+                    face_track_id=int(p.face_track_id),
+                    scene_embedding=embedding if embedding.size else None,
+                    scene_embedder=p.scene_embedder,
+                )
+            )
+        except ValueError as exc:
+            problems.append(f"person {i} (track {p.track_id}): {exc}")
+    return persons, problems

@@ -37,7 +37,7 @@ from visio_memoria.msg import ActivityArray, IdentityArray, Perception
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ..config import overlay as overlay_params
-from ..core.types import IdentityDecision, PersonObservation, Status
+from ..core.types import IdentityDecision, Status
 from ..overlay import (
     MarkerSpec,
     OverlayOptions,
@@ -54,6 +54,7 @@ from .common import (
     run_node,
     stamp_to_s,
 )
+from .convert import persons_from_msg
 from .images import ImageConverter, rgb_to_msg
 
 #: Results kept per kind (at 30 Hz about 3 s of history).
@@ -116,25 +117,6 @@ def identities_from_msg(msg: IdentityArray) -> tuple[list[IdentityDecision], lis
             )
         )
     return out, problems
-
-
-def persons_from_msg(msg: Perception) -> list[PersonObservation]:
-    """The person boxes of a Perception message (no crops); malformed boxes are left out."""
-    out: list[PersonObservation] = []
-    for p in msg.persons:
-        try:
-            out.append(
-                PersonObservation(
-                    bbox=np.asarray(p.bbox, dtype=np.float32),
-                    score=float(p.score),
-                    detector=p.detector,
-                    track_id=int(p.track_id),
-                    face_track_id=int(p.face_track_id),
-                )
-            )
-        except ValueError:
-            continue  # draw_overlay would skip it too
-    return out
 
 
 def markers_to_msg(
@@ -242,7 +224,7 @@ class OverlayNode(VisioNode):
         self._activities.add(stamp_to_s(msg.header.stamp), activity_map(msg.activities))
 
     def _on_perception(self, msg: Perception) -> None:
-        self._persons.add(stamp_to_s(msg.header.stamp), persons_from_msg(msg))
+        self._persons.add(stamp_to_s(msg.header.stamp), persons_from_msg(msg)[0])
 
     def _draw(self, msg: Image) -> None:
         """Worker: convert, pair by stamp, draw, publish. ImageError is logged by the worker."""
