@@ -96,9 +96,15 @@ class Services:
         return self._clients[service]
 
     def call(self, srv_type: Any, service: str, /, timeout: float = 30.0, **fields: Any) -> Any:
-        """Call ``visio_memoria/<service>`` and return the response (fails on timeout)."""
+        """Call ``visio_memoria/<service>`` and return the response (fails on timeout).
+
+        Read-only services (list_*, get_*) are re-sent every 5 s: a reply to a request sent
+        just after memory_node restarted can be lost (see RosTestNode.call).
+        """
+        read_only = service.startswith(("list_", "get_"))
         return self.ros.call(self.client(srv_type, service), srv_type.Request(**fields),
-                             timeout=timeout, processes=self.processes)
+                             timeout=timeout, processes=self.processes,
+                             resend_after=5.0 if read_only else None)
 
     def call_async(self, srv_type: Any, service: str, /, **fields: Any) -> Any:
         """Send a request without waiting; returns the future."""

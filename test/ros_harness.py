@@ -83,13 +83,34 @@ class RosTestNode:
         )
 
     def call(
-        self, client: Any, request: Any, timeout: float, processes: Sequence[NodeProcess] = ()
+        self,
+        client: Any,
+        request: Any,
+        timeout: float,
+        processes: Sequence[NodeProcess] = (),
+        resend_after: float | None = None,
     ) -> Any:
-        """Wait for the service, call it and return the response."""
+        """Wait for the service, call it and return the response.
+
+        ``resend_after`` (for read-only services only): send the request again when no answer
+        came after that many seconds. Right after a server (re)starts, DDS may report it ready
+        before its reply writer has matched this client, and that first request's reply is lost.
+        """
         self.spin_until(client.service_is_ready, timeout, f"service {client.srv_name}", processes)
-        future = client.call_async(request)
-        self.spin_until(future.done, timeout, f"response of {client.srv_name}", processes)
-        return future.result()
+        futures = [client.call_async(request)]
+        sent = time.monotonic()
+
+        def answered() -> bool:
+            nonlocal sent
+            if any(f.done() for f in futures):
+                return True
+            if resend_after is not None and time.monotonic() - sent > resend_after:
+                futures.append(client.call_async(request))
+                sent = time.monotonic()
+            return False
+
+        self.spin_until(answered, timeout, f"response of {client.srv_name}", processes)
+        return next(f for f in futures if f.done()).result()
 
     def close(self) -> None:
         """Destroy the node and shut its context down."""
