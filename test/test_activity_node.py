@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -62,11 +63,21 @@ class Exchange:
         """Publish ``msg``; return the ActivityArray stamped like it."""
         stamp = stamp_to_s(msg.header.stamp)
 
+        sent = time.monotonic()
+
         def answered() -> bool:
-            return any(stamp_to_s(a.header.stamp) == stamp for a in self.received)
+            nonlocal sent
+            if any(stamp_to_s(a.header.stamp) == stamp for a in self.received):
+                return True
+            # Discovery can be one-sided for a moment: our reader sees the node's writer before
+            # that writer sees our reader, and a volatile reply is then not delivered. Resend.
+            if time.monotonic() - sent > 3.0:
+                self.pub.publish(msg)
+                sent = time.monotonic()
+            return False
 
         self.pub.publish(msg)
-        self.ros.spin_until(answered, 20, f"activities stamped {stamp:.3f}", [self.proc])
+        self.ros.spin_until(answered, 30, f"activities stamped {stamp:.3f}", [self.proc])
         return next(a for a in self.received if stamp_to_s(a.header.stamp) == stamp)
 
 
