@@ -88,14 +88,18 @@ class RosTestNode:
         request: Any,
         timeout: float,
         processes: Sequence[NodeProcess] = (),
-        resend_after: float | None = None,
+        resend_after: float | None = -1.0,
     ) -> Any:
         """Wait for the service, call it and return the response.
 
         ``resend_after`` (for read-only services only): send the request again when no answer
         came after that many seconds. Right after a server (re)starts, DDS may report it ready
         before its reply writer has matched this client, and that first request's reply is lost.
+        The default (-1) re-sends after 5 s for services named ``list_*`` or ``get_*``.
         """
+        if resend_after == -1.0:
+            name = client.srv_name.rsplit("/", 1)[-1]
+            resend_after = 5.0 if name.startswith(("list_", "get_")) else None
         self.spin_until(client.service_is_ready, timeout, f"service {client.srv_name}", processes)
         futures = [client.call_async(request)]
         sent = time.monotonic()
