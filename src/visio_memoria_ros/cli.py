@@ -124,7 +124,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -308,28 +308,39 @@ def _engine_from_store(args: argparse.Namespace, store: Any, embedder_id: str) -
     return engine, report
 
 
-# ------------------------------------------------------------------------------ detect
-def cmd_detect(args: argparse.Namespace) -> int:
-    """Faces per image."""
+def _loaded_images(
+    args: argparse.Namespace, desc: str, entries: list[dict[str, Any]]
+) -> Iterator[tuple[str, np.ndarray, dict[str, Any]]]:
+    """Yield (path, RGB image, JSON entry) for each readable image of ``args.images``.
+
+    Every image gets an entry appended to ``entries`` (width/height filled when it loads);
+    an unreadable one gets its ``error`` set and one line on stderr, and is not yielded.
+    """
     from .pipeline import ImageError, load_image
 
-    pipe = _pipeline(args, embed=False)
-    images, failed = [], 0
-    for path in _progress(args, args.images, desc="detecting"):
+    for path in _progress(args, args.images, desc=desc):
         entry: dict[str, Any] = {"path": path, "width": None, "height": None, "faces": [],
                                  "error": None}
+        entries.append(entry)
         try:
             image = load_image(path)
         except ImageError as exc:
             entry["error"] = str(exc)
-            failed += 1
             _error_line(str(exc))
-            images.append(entry)
             continue
+        entry.update(height=int(image.shape[0]), width=int(image.shape[1]))
+        yield path, image, entry
+
+
+# ------------------------------------------------------------------------------ detect
+def cmd_detect(args: argparse.Namespace) -> int:
+    """Faces per image."""
+
+    pipe = _pipeline(args, embed=False)
+    images: list[dict[str, Any]] = []
+    for path, image, entry in _loaded_images(args, "detecting", images):
         faces = _left_to_right(pipe.detect(image))
-        entry.update(height=int(image.shape[0]), width=int(image.shape[1]),
-                     faces=[_face_json(f) for f in faces])
-        images.append(entry)
+        entry.update(faces=[_face_json(f) for f in faces])
         if not args.json:
             print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
             for i, f in enumerate(faces):
@@ -337,7 +348,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                       f"quality {f.quality:.2f}")
     if args.json:
         _print_json({"schema": "visio-memoria.detect/1", "images": images})
-    return 1 if failed else 0
+    return 1 if any(e["error"] for e in images) else 0
 
 
 # ------------------------------------------------------------------------------ enroll
@@ -434,7 +445,6 @@ def _warn_lookalikes(args: argparse.Namespace, store: Any, prepared: Sequence[An
 # ------------------------------------------------------------------------------ identify
 def cmd_identify(args: argparse.Namespace) -> int:
     """Every face of each image against the memory's gallery."""
-    from .pipeline import ImageError, load_image
 
     pipe = _pipeline(args, embed=True)
     store = _open_store(args, read_only=True)
@@ -445,18 +455,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
               "(enroll someone, or run `db reembed` after changing the embedder)")
     names = engine.names()
     th = engine.thresholds
-    images, failed = [], 0
-    for path in _progress(args, args.images, desc="identifying"):
-        entry: dict[str, Any] = {"path": path, "width": None, "height": None, "faces": [],
-                                 "error": None}
-        try:
-            image = load_image(path)
-        except ImageError as exc:
-            entry["error"] = str(exc)
-            failed += 1
-            _error_line(str(exc))
-            images.append(entry)
-            continue
+    images: list[dict[str, Any]] = []
+    for path, image, entry in _loaded_images(args, "identifying", images):
         faces = _left_to_right(pipe.process(image))
         embedded = [f for f in faces if f.embedding is not None]
         matches = engine.matcher.match(np.stack([f.embedding for f in embedded])) \
@@ -474,8 +474,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
             item.update(status=status, person_id=pid, name=names.get(pid) if pid is not None
                         else None, similarity=sim, suppressed=suppressed)
             out_faces.append(item)
-        entry.update(height=int(image.shape[0]), width=int(image.shape[1]), faces=out_faces)
-        images.append(entry)
+        entry.update(faces=out_faces)
         if not args.json:
             print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
             for f, item in zip(faces, out_faces, strict=True):
@@ -489,7 +488,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
             "gallery": {"persons": report.num_persons, "vectors": report.num_vectors},
             "images": images,
         })
-    return 1 if failed else 0
+    return 1 if any(e["error"] for e in images) else 0
 
 
 # ------------------------------------------------------------------------------ evaluation
