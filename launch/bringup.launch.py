@@ -4,14 +4,18 @@ overlay, each as its own process, configured by one parameters file.
     ros2 launch visio_memoria bringup.launch.py
     ros2 launch visio_memoria bringup.launch.py image_topic:=/camera/color/image_raw \
         start_camera:=false namespace:=robot1 params_file:=/path/to/my.yaml
+
+A camera driver started outside this file should get the same Fast DDS profile:
+``export FASTDDS_DEFAULT_PROFILES_FILE=<visio_memoria share>/config/fastdds.xml``
+(``FASTRTPS_DEFAULT_PROFILES_FILE`` on Humble).
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
@@ -22,6 +26,12 @@ PACKAGE = "visio_memoria"
 def generate_launch_description():
     """Declare the arguments and the seven nodes."""
     share = get_package_share_directory(PACKAGE)
+    # Fast DDS 2 (Humble) reads the old variable name; Fast DDS 3 (Jazzy, Kilted) the new one.
+    dds_profile_var = (
+        "FASTRTPS_DEFAULT_PROFILES_FILE"
+        if os.environ.get("ROS_DISTRO") == "humble"
+        else "FASTDDS_DEFAULT_PROFILES_FILE"
+    )
     namespace = LaunchConfiguration("namespace")
     params_file = LaunchConfiguration("params_file")
     use_sim_time = LaunchConfiguration("use_sim_time")
@@ -60,7 +70,17 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "log_level", default_value="info", description="Log level of every node."
         ),
+        DeclareLaunchArgument(
+            "dds_profile",
+            default_value=EnvironmentVariable(
+                dds_profile_var,
+                default_value=os.path.join(share, "config", "fastdds.xml"),
+            ),
+            description="Fast DDS XML profile of every node: the shipped one enlarges the "
+            "shared-memory segment so camera images are not lost between processes.",
+        ),
     ]
+    dds_environment = [SetEnvironmentVariable(dds_profile_var, LaunchConfiguration("dds_profile"))]
 
     def node(executable, remappings=(), condition=None):
         return Node(
@@ -94,4 +114,4 @@ def generate_launch_description():
             condition=IfCondition(LaunchConfiguration("start_overlay")),
         ),
     ]
-    return LaunchDescription(arguments + nodes)
+    return LaunchDescription(arguments + dds_environment + nodes)

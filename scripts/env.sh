@@ -12,5 +12,14 @@ fi
 # DDS discovery stays on this machine; a domain of our own unless the caller chose one.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( ($$ % 90) + 10 ))}"
+# Large images between processes: a bigger Fast DDS shared-memory segment (config/fastdds.xml).
+# Fast DDS 2 (Humble) reads FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3 FASTDDS_DEFAULT_PROFILES_FILE.
+if [ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ]; then
+  if [ "${ROS_DISTRO:-}" = humble ]; then
+    export FASTRTPS_DEFAULT_PROFILES_FILE="$_vm_root/config/fastdds.xml"
+  else
+    export FASTDDS_DEFAULT_PROFILES_FILE="$_vm_root/config/fastdds.xml"
+  fi
+fi
 export YOLO_OFFLINE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 unset _vm_root

@@ -7,12 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from visio_memoria_ros.nodes.processes import use_dds_profile
+
 REPO = Path(__file__).resolve().parents[1]
 BBT_DIR = Path(os.environ.get("VISIO_MEMORIA_BBT", REPO.parent / "shared" / "eval" / "bbt"))
 
 # Never let a test process (or a node it starts) multicast discovery onto the network.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
+# Camera-sized images between processes need the shipped Fast DDS profile (config/fastdds.xml).
+use_dds_profile(os.environ)
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,46 @@ def check_local_discovery() -> None:
         raise RuntimeError("ROS_DOMAIN_ID must be set to this session's own domain")
 
 
+DDS_PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+
+
+def dds_profile_var(env: Mapping[str, str]) -> str:
+    """The variable this ROS distribution's Fast DDS reads its XML profile from.
+
+    Fast DDS 3 (Jazzy, Kilted) reads ``FASTDDS_DEFAULT_PROFILES_FILE`` and warns that the old
+    name is deprecated; Fast DDS 2 (Humble) reads only ``FASTRTPS_DEFAULT_PROFILES_FILE``.
+    """
+    return DDS_PROFILE_VARS[1] if env.get("ROS_DISTRO") == "humble" else DDS_PROFILE_VARS[0]
+
+
+def dds_profile() -> Path | None:
+    """The shipped Fast DDS profile (``config/fastdds.xml``): installed share, else the source."""
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        candidate = Path(prefix) / "share" / "visio_memoria" / "config" / "fastdds.xml"
+        if prefix and candidate.is_file():
+            return candidate
+    source = Path(__file__).resolve().parents[3] / "config" / "fastdds.xml"
+    return source if source.is_file() else None
+
+
+def use_dds_profile(env: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """Point ``env`` at the shipped Fast DDS profile unless it names a profile already.
+
+    The profile enlarges the shared-memory segment so camera images (larger than Fast DDS's
+    512 KB default) are not lost between processes; see ``config/fastdds.xml``.
+    """
+    if any(env.get(var) for var in DDS_PROFILE_VARS):
+        return env  # the user's own profile
+    found = dds_profile()
+    if found is not None:
+        env[dds_profile_var(env)] = str(found)
+    return env
+
+
 def node_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a node process: ours plus local-only discovery."""
+    """The environment of a node process: ours, local-only discovery, the DDS profile."""
     check_local_discovery()
-    env = dict(os.environ)
+    env = dict(use_dds_profile(dict(os.environ)))
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
