@@ -13,6 +13,7 @@ from visio_memoria_ros.embedding import EmbedPolicy, EmbedPolicyConfig, build_em
 def _policy(**kw: float) -> EmbedPolicy:
     base = dict(
         min_interval_s=1.0,
+        first_embeddings=1,  # the quick first votes have their own tests
         max_embeddings_per_track=3,
         quality_rel_margin=0.10,
         quality_abs_margin=0.02,
@@ -38,6 +39,32 @@ def test_new_track_embeds_once() -> None:
     assert _step(p, 1, 0.5, 0.1) == "interval"
     assert _step(p, 1, 0.5, 2.0) == "no_improvement"
     assert p.embedding_count(1) == 1
+
+
+def test_first_embeddings_come_quickly_whatever_the_quality() -> None:
+    p = _policy(first_embeddings=3, first_interval_s=0.2, max_embeddings_per_track=5)
+    assert _step(p, 1, 0.5, 0.0) == "new"
+    assert _step(p, 1, 0.9, 0.1) == "interval"  # even a much better crop waits 0.2 s
+    assert _step(p, 1, 0.3, 0.2) == "first"  # a worse crop still gives the 2nd vote
+    assert _step(p, 1, 0.3, 0.4) == "first"
+    assert p.embedding_count(1) == 3
+    assert _step(p, 1, 0.3, 0.6) == "interval"  # then min_interval_s (1 s) and quality rule
+    assert _step(p, 1, 0.3, 1.5) == "no_improvement"
+    assert _step(p, 1, 0.6, 1.6) == "improved"
+
+
+def test_first_embeddings_respect_the_budget() -> None:
+    p = _policy(first_embeddings=5, first_interval_s=0.0, max_embeddings_per_track=2)
+    assert [_step(p, 1, 0.5, t) for t in (0.0, 0.1, 0.2)] == ["new", "first", "budget"]
+
+
+def test_default_first_embeddings_match_two_votes() -> None:
+    cfg = build_embed_policy().config
+    assert (cfg.first_embeddings, cfg.first_interval_s) == (2, 0.2)
+    with pytest.raises(ValueError, match="first_embeddings"):
+        EmbedPolicyConfig(first_embeddings=0)
+    with pytest.raises(ValueError, match="first_interval_s"):
+        EmbedPolicyConfig(first_interval_s=math.nan)
 
 
 def test_new_until_marked() -> None:
@@ -160,6 +187,8 @@ def test_config_validation(bad: dict) -> None:
 def test_build_from_node_params() -> None:
     p = build_embed_policy(
         min_embed_interval_s=2.0,
+        first_embeddings=3,
+        first_embed_interval_s=0.3,
         max_embeddings_per_track=7,
         quality_rel_margin=0.2,
         quality_abs_margin=0.01,
@@ -168,4 +197,14 @@ def test_build_from_node_params() -> None:
         forget_track_after_s=3.0,
         unrelated_param="ignored",
     )
-    assert p.config == EmbedPolicyConfig(2.0, 7, 0.2, 0.01, 0.0, 30.0, 3.0)
+    assert p.config == EmbedPolicyConfig(
+        min_interval_s=2.0,
+        first_embeddings=3,
+        first_interval_s=0.3,
+        max_embeddings_per_track=7,
+        quality_rel_margin=0.2,
+        quality_abs_margin=0.01,
+        refresh_interval_s=0.0,
+        refresh_after_budget_s=30.0,
+        forget_after_s=3.0,
+    )

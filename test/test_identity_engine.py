@@ -28,6 +28,7 @@ def _config(**kw: object) -> EngineConfig:
         embedder=EMB,
         accept_threshold=0.5,
         reject_threshold=0.35,
+        instant_accept_threshold=1.0,  # voting tests; the instant path has its own test
         vote_window=5,
         min_votes=2,
         greeting_cooldown=0.0,
@@ -280,6 +281,46 @@ def test_reconfigure_applies_without_losing_tracks() -> None:
     assert engine.reconfigure(_config(index_exact_max_size=5))
     assert engine.reconfigure(_config(embedder="other"))
     assert engine.gallery_size == 0
+
+
+def test_one_embedding_decides_only_at_the_instant_threshold() -> None:
+    """Default instant = accept + margin (fallback embedder: 0.5 + 0.10): one clear match is
+    KNOWN and greeted at once; a weaker one waits for min_votes; untracked faces likewise."""
+    from visio_memoria_ros.core.types import NO_TRACK
+
+    engine = IdentityEngine(_config(instant_accept_threshold=-1.0))
+    assert engine.thresholds.instant == pytest.approx(0.6)
+    entries, _ = _entries(128)
+    engine.load_gallery(entries)
+    rng = np.random.default_rng(5)
+    # Scores aggregate the best gallery vector of a person: aim at a stored vector exactly.
+    vec = {p: next(e.vector for e in entries if e.person_id == p) for p in range(4)}
+    clear, weak = with_similarity(vec[0], 0.9, rng), with_similarity(vec[1], 0.55, rng)
+    out = engine.process([_face(1, clear), _face(2, weak)], 10.0)
+    assert [d.status for d in out.decisions] == [Status.KNOWN, Status.UNCERTAIN]
+    assert [g.text for g in out.greetings] == ["Welcome back, Alex!"]
+    out = engine.process([_face(1, None), _face(2, with_similarity(vec[1], 0.55, rng))], 10.2)
+    assert out.decisions[1].status is Status.KNOWN  # 2nd vote at accept
+    assert [g.text for g in out.greetings] == ["Welcome back, Sam!"]
+    # Untracked faces have one embedding only: KNOWN at instant, else UNCERTAIN or UNKNOWN.
+    stranger = centres(1, 128, rng)[0]
+    faces = [
+        FaceObservation(
+            bbox=[0, 0, 8, 8], score=0.9, detector="test", track_id=NO_TRACK,
+            embedding=v, embedder=EMB, quality=0.8,
+        )
+        for v in (
+            with_similarity(vec[2], 0.9, rng),
+            with_similarity(vec[3], 0.55, rng),
+            with_similarity(stranger, 1.0, rng),
+        )
+    ]
+    statuses = [d.status for d in engine.process(faces, 11.0).decisions]
+    assert statuses == [Status.KNOWN, Status.UNCERTAIN, Status.UNKNOWN]
+    assert EngineConfig().thresholds.instant == pytest.approx(0.93)  # dlib: 0.915 + 0.015
+    assert EngineConfig(accept_threshold=0.95).thresholds.instant == pytest.approx(0.965)
+    with pytest.raises(ValueError, match="instant_accept_threshold"):
+        EngineConfig(accept_threshold=0.95, instant_accept_threshold=0.9)
 
 
 def test_config_defaults_sentinels_and_validation() -> None:

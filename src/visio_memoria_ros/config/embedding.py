@@ -180,6 +180,21 @@ PARAMS: list[ParamSpec] = [
     ),
     # --- when to embed a face track ----------------------------------------------------------
     ParamSpec(
+        "first_embeddings",
+        2,
+        "A new face track is embedded this many times at first_embed_interval_s, whatever the "
+        "crop quality, so identity_node gets its min_votes quickly (keep it >= min_votes).",
+        min=1,
+        max=100,
+    ),
+    ParamSpec(
+        "first_embed_interval_s",
+        0.2,
+        "Least time between the first_embeddings of a new face track [s].",
+        min=0.0,
+        max=60.0,
+    ),
+    ParamSpec(
         "min_embed_interval_s",
         0.5,
         "Least time between two embeddings of one face track [s].",

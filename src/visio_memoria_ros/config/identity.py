@@ -22,6 +22,11 @@ dinov3_vitb16       768   0.800   0.650   placeholder: frozen DINOv3 is weak for
 ==================  ====  ======  ======  ==================================================
 
 Between reject and accept lies the uncertain band (status UNCERTAIN).
+
+A track needs ``min_votes`` embeddings before it is KNOWN, unless one is so close to a person
+that waiting adds nothing: at or above the *instant* threshold (accept + the embedder's instant
+margin: dlib 0.915 + 0.015 = 0.93, where no stranger of the BBT hold-out reached 0.925) a
+single embedding is enough, which lets a clearly seen person be greeted on the first one.
 """
 
 from __future__ import annotations
@@ -43,14 +48,17 @@ class EmbedderDefaults:
     accept: float
     reject: float
     dim: int | None = None
+    instant_margin: float = 0.05
 
 
 EMBEDDER_DEFAULTS: Mapping[str, EmbedderDefaults] = {
-    "dlib_resnet_v1_128": EmbedderDefaults(accept=0.915, reject=0.895, dim=128),
-    "onnx_arcface": EmbedderDefaults(accept=0.45, reject=0.30, dim=512),
-    "dinov3_vitb16": EmbedderDefaults(accept=0.80, reject=0.65, dim=768),
+    "dlib_resnet_v1_128": EmbedderDefaults(
+        accept=0.915, reject=0.895, dim=128, instant_margin=0.015
+    ),
+    "onnx_arcface": EmbedderDefaults(accept=0.45, reject=0.30, dim=512, instant_margin=0.10),
+    "dinov3_vitb16": EmbedderDefaults(accept=0.80, reject=0.65, dim=768, instant_margin=0.05),
 }
-FALLBACK_DEFAULTS = EmbedderDefaults(accept=0.60, reject=0.45)
+FALLBACK_DEFAULTS = EmbedderDefaults(accept=0.60, reject=0.45, instant_margin=0.10)
 
 
 def embedder_defaults(embedder: str) -> EmbedderDefaults:
@@ -69,6 +77,13 @@ def resolve_thresholds(embedder: str, accept: float, reject: float) -> tuple[flo
     acc = defaults.accept if accept == EMBEDDER_DEFAULT else float(accept)
     rej = defaults.reject if reject == EMBEDDER_DEFAULT else float(reject)
     return acc, rej
+
+
+def resolve_instant(embedder: str, instant: float, accept: float) -> float:
+    """The single-embedding accept threshold: ``instant``, or accept + the embedder's margin."""
+    if instant != EMBEDDER_DEFAULT:
+        return float(instant)
+    return min(1.0, accept + embedder_defaults(embedder).instant_margin)
 
 
 PARAMS: list[ParamSpec] = [
@@ -94,6 +109,16 @@ PARAMS: list[ParamSpec] = [
         "Cosine similarity below which a track is UNKNOWN (a stranger); between reject and "
         "accept it is UNCERTAIN. -1.0 = the active embedder's default (dlib_resnet_v1_128 0.895, "
         "onnx_arcface 0.30, dinov3_vitb16 0.65, other 0.45). Must not exceed accept.",
+        min=-1.0,
+        max=1.0,
+    ),
+    ParamSpec(
+        "instant_accept_threshold",
+        EMBEDDER_DEFAULT,
+        "Cosine similarity at or above which ONE embedding makes a track (or an untracked "
+        "face) KNOWN without waiting for min_votes. -1.0 = accept + the embedder's margin "
+        "(dlib_resnet_v1_128 +0.015, onnx_arcface +0.10, dinov3_vitb16 +0.05, other +0.10); "
+        "1.0 = always wait for min_votes. Must not be below accept.",
         min=-1.0,
         max=1.0,
     ),
@@ -238,6 +263,11 @@ def check_params(values: Mapping[str, Any]) -> str | None:
     )
     if reject > accept:
         return f"reject_threshold {reject} exceeds accept_threshold {accept} for {embedder}"
+    instant = resolve_instant(
+        embedder, float(values.get("instant_accept_threshold", EMBEDDER_DEFAULT)), accept
+    )
+    if instant < accept:
+        return f"instant_accept_threshold {instant} is below accept_threshold {accept}"
     window = int(values.get("vote_window", 5))
     min_votes = int(values.get("min_votes", 2))
     if min_votes > window:

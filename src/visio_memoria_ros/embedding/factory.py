@@ -146,6 +146,8 @@ def build_embed_policy(**params: Any) -> EmbedPolicy:
     return EmbedPolicy(
         EmbedPolicyConfig(
             min_interval_s=float(params.get("min_embed_interval_s", 0.5)),
+            first_embeddings=int(params.get("first_embeddings", 2)),
+            first_interval_s=float(params.get("first_embed_interval_s", 0.2)),
             max_embeddings_per_track=int(params.get("max_embeddings_per_track", 5)),
             quality_rel_margin=float(params.get("quality_rel_margin", 0.10)),
             quality_abs_margin=float(params.get("quality_abs_margin", 0.05)),

@@ -13,6 +13,8 @@ class EmbedPolicyConfig:
     """Knobs of ``EmbedPolicy``; times in seconds of the frames' stamps."""
 
     min_interval_s: float = 0.5
+    first_embeddings: int = 2
+    first_interval_s: float = 0.2
     max_embeddings_per_track: int = 5
     quality_rel_margin: float = 0.10
     quality_abs_margin: float = 0.05
@@ -23,6 +25,7 @@ class EmbedPolicyConfig:
     def __post_init__(self) -> None:
         for name in (
             "min_interval_s",
+            "first_interval_s",
             "quality_rel_margin",
             "quality_abs_margin",
             "refresh_interval_s",
@@ -36,6 +39,8 @@ class EmbedPolicyConfig:
             raise ValueError(
                 f"max_embeddings_per_track must be >= 1, got {self.max_embeddings_per_track}"
             )
+        if self.first_embeddings < 1:
+            raise ValueError(f"first_embeddings must be >= 1, got {self.first_embeddings}")
 
 
 @dataclass
@@ -50,7 +55,8 @@ class _TrackState:
 
 @dataclass(frozen=True)
 class EmbedDecision:
-    """Whether to embed now, and why (``new``, ``improved``, ``refresh``, ``untracked`` or a no)."""
+    """Whether to embed now, and why (``new``, ``first``, ``improved``, ``refresh``, ``untracked``
+    or a no)."""
 
     embed: bool
     reason: str
@@ -60,10 +66,12 @@ class EmbedPolicy:
     """Per-track state deciding when a face crop is worth embedding.
 
     Call ``decide`` for every face of a frame, ``mark_embedded`` for those actually embedded,
-    and ``prune`` once per frame. Embed when the track is new, or when at least
-    ``min_interval_s`` passed, fewer than ``max_embeddings_per_track`` were made, and the quality
-    rose above the best embedded so far by max(abs margin, rel margin x best), or
-    ``refresh_interval_s`` (0 = never) passed since the last one.
+    and ``prune`` once per frame. Embed when the track is new; while it has fewer than
+    ``first_embeddings``, every ``first_interval_s`` (identity needs several votes before it names
+    a track, so these come quickly); then when at least ``min_interval_s`` passed, fewer than
+    ``max_embeddings_per_track`` were made, and the quality rose above the best embedded so far
+    by max(abs margin, rel margin x best), or ``refresh_interval_s`` (0 = never) passed since the
+    last one.
     """
 
     def __init__(self, config: EmbedPolicyConfig | None = None) -> None:
@@ -104,6 +112,10 @@ class EmbedPolicy:
             if slow > 0 and since >= slow:
                 return EmbedDecision(True, "refresh")
             return EmbedDecision(False, "budget")
+        if state.count < cfg.first_embeddings:
+            if since >= cfg.first_interval_s:
+                return EmbedDecision(True, "first")
+            return EmbedDecision(False, "interval")
         if since < cfg.min_interval_s:
             return EmbedDecision(False, "interval")
         if math.isfinite(quality) and quality >= self.required_quality(track_id):

@@ -26,6 +26,7 @@ from ..config.identity import (
     PARAMS,
     check_params,
     embedder_defaults,
+    resolve_instant,
     resolve_thresholds,
 )
 from ..config.spec import validate_value
@@ -65,6 +66,7 @@ class EngineConfig:
     embedder: str = "dlib_resnet_v1_128"
     accept_threshold: float = EMBEDDER_DEFAULT
     reject_threshold: float = EMBEDDER_DEFAULT
+    instant_accept_threshold: float = EMBEDDER_DEFAULT
     search_k: int = 32
     aggregate: str = "max"
     aggregate_top_n: int = 3
@@ -103,7 +105,8 @@ class EngineConfig:
     def thresholds(self) -> Thresholds:
         """Accept/reject thresholds with embedder defaults resolved."""
         acc, rej = resolve_thresholds(self.embedder, self.accept_threshold, self.reject_threshold)
-        return Thresholds(accept=acc, reject=rej)
+        instant = resolve_instant(self.embedder, self.instant_accept_threshold, acc)
+        return Thresholds(accept=acc, reject=rej, instant=instant)
 
 
 @dataclass(frozen=True)

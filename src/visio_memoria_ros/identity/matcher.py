@@ -27,10 +27,15 @@ AGGREGATES = ("max", "mean_top_n")
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Open-set cosine thresholds: KNOWN at >= accept, UNKNOWN below reject, UNCERTAIN between."""
+    """Open-set cosine thresholds: KNOWN at >= accept, UNKNOWN below reject, UNCERTAIN between.
+
+    ``instant`` (>= accept) is where a single embedding suffices for a track to be KNOWN
+    (``TrackVoter``); the default, +inf, always waits for the track's ``min_votes``.
+    """
 
     accept: float
     reject: float
+    instant: float = math.inf
 
     def __post_init__(self) -> None:
         for name in ("accept", "reject"):
@@ -39,6 +44,8 @@ class Thresholds:
                 raise ValueError(f"{name} threshold must be a cosine in [-1, 1], got {value}")
         if self.reject > self.accept:
             raise ValueError(f"reject threshold {self.reject} exceeds accept {self.accept}")
+        if math.isnan(self.instant) or self.instant < self.accept:
+            raise ValueError(f"instant threshold {self.instant} is below accept {self.accept}")
 
     def classify(self, similarity: float) -> Status:
         """Status of a similarity on its own (no opt-out, no voting)."""

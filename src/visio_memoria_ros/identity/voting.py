@@ -2,7 +2,9 @@
 
 Each face track keeps the per-person scores (``FrameScores``) of its last N embeddings. A person
 qualifies for a track when its mean similarity over the window reaches the accept threshold and
-at least ``min_votes`` window entries do. Within a frame, tracks and qualifying persons are
+at least ``min_votes`` window entries do, or when its mean reaches the stricter ``instant``
+threshold (one embedding is then enough; an untracked face, with its single embedding, can only
+be KNOWN this way). Within a frame, tracks and qualifying persons are
 matched with the Hungarian algorithm so that a person is given to one track at most; a track
 that loses its best person falls back to its next qualifying person, else UNCERTAIN.
 
@@ -272,13 +274,21 @@ class TrackVoter:
                 track.suppressed = True
                 track.locked = None
             return {}
+        # Enough evidence: min_votes at accept, or a match at the instant threshold. An untracked
+        # face (needed 1 for its UNKNOWN decision) has one embedding, so only the latter.
+        votes_needed = max(needed, self.min_votes)
         qualified = {
             p: m
             for p, m in summary.means.items()
             if p not in opted_out
-            and m >= acc
-            and summary.votes.get(p, 0) >= needed
-            and summary.count >= needed
+            and (
+                m >= self.thresholds.instant
+                or (
+                    m >= acc
+                    and summary.votes.get(p, 0) >= votes_needed
+                    and summary.count >= votes_needed
+                )
+            )
         }
         if track is None or track.locked is None:
             return qualified
