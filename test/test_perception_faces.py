@@ -101,6 +101,34 @@ def test_mtcnn_min_face_size_filters_small_faces(asset_image_path):
     assert big_only == []
 
 
+def test_mtcnn_channels_last_gives_facenets_own_results(mtcnn, asset_image_path):
+    """The CPU speed-up (NHWC nets) must not change a single box, score or landmark."""
+    import torch
+    from facenet_pytorch.models.utils.detect_face import detect_face
+
+    m = mtcnn._mtcnn
+    assert all(
+        p.is_contiguous(memory_format=torch.channels_last)
+        for net in mtcnn._nets
+        for p in net.parameters()
+        if p.dim() == 4
+    )
+    reference = type(m)(keep_all=True, min_face_size=20, post_process=False).eval()
+    image = np.ascontiguousarray(cv2.imread(str(asset_image_path))[:, :, ::-1])
+    with torch.inference_mode():
+        ours = detect_face(image, 20, *mtcnn._nets, m.thresholds, m.factor, "cpu")
+        theirs = detect_face(
+            image, 20, reference.pnet, reference.rnet, reference.onet, m.thresholds, m.factor,
+            "cpu",
+        )
+    (our_boxes, our_points), (boxes, points) = (
+        [np.asarray(a[0], dtype=np.float64) for a in result] for result in (ours, theirs)
+    )
+    assert len(our_boxes) == len(boxes) >= 2
+    np.testing.assert_allclose(our_boxes, boxes, atol=1e-3)
+    np.testing.assert_allclose(our_points, points, atol=1e-3)
+
+
 def test_mtcnn_blank_and_tiny_images_give_no_faces(mtcnn):
     assert mtcnn.detect(np.zeros((240, 320, 3), np.uint8)) == []
     assert mtcnn.detect(np.zeros((8, 8, 3), np.uint8)) == []

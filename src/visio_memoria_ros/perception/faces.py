@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -63,6 +63,18 @@ def require_file(path: str | os.PathLike[str], what: str) -> Path:
     return p
 
 
+def _to_channels_last(net: Any) -> Any:
+    """Make a torch module keep its weights and take its input in channels-last (NHWC) format."""
+    import torch
+
+    def nhwc_input(_module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
+
+    net.to(memory_format=torch.channels_last)
+    net.register_forward_pre_hook(nhwc_input)
+    return net
+
+
 class MtcnnFaceDetector:
     """facenet-pytorch MTCNN (weights ship inside the package), optional input downscale."""
 
@@ -98,6 +110,12 @@ class MtcnnFaceDetector:
             post_process=False,
             device=self.device,
         ).eval()
+        m = self._mtcnn
+        self._nets = (m.pnet, m.rnet, m.onet)
+        if self.device.type == "cpu":
+            # NHWC is ~2-3x faster for P-Net's 10-channel max-pooling on CPU (the bulk of the
+            # detector's time); the outputs are the same.
+            self._nets = tuple(_to_channels_last(net) for net in self._nets)
 
     def detect(self, image: np.ndarray) -> list[FaceObservation]:
         """Return faces of at least ``min_face_size`` px (full-resolution) in ``image``."""
@@ -111,7 +129,7 @@ class MtcnnFaceDetector:
         m = self._mtcnn
         with self._torch.inference_mode():
             boxes, points = detect_face(
-                small, min_size, m.pnet, m.rnet, m.onet, m.thresholds, m.factor, self.device
+                small, min_size, *self._nets, m.thresholds, m.factor, self.device
             )
         boxes, points = np.asarray(boxes[0]), np.asarray(points[0])
         h, w = image.shape[:2]
