@@ -174,10 +174,11 @@ def test_detection_stride_reuses_last_detection_between_detections(mtcnn, asset_
         detected.append(perceiver.last_detected)
     assert counting.calls == 3
     assert detected == [True, False, False] * 3
-    for k in (1, 2):  # reused frames carry the detected frame's ids, boxes and crops
+    for k in (1, 2):  # reused frames carry the detected frame's ids and boxes, no crop
         assert [f.track_id for f in frames[k].faces] == [f.track_id for f in frames[0].faces]
         np.testing.assert_array_equal(frames[k].faces[0].bbox, frames[0].faces[0].bbox)
-        assert frames[k].faces[0].crop is frames[0].faces[0].crop
+        assert frames[0].faces[0].crop is not None
+        assert all(f.crop is None for f in frames[k].faces)  # nothing new to embed
         assert frames[k].faces[0] is not frames[0].faces[0]
     ids = {tuple(sorted(f.track_id for f in fr.faces)) for fr in frames[3:]}
     assert len(ids) == 1 and NO_TRACK not in next(iter(ids))

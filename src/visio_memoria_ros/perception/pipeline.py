@@ -6,8 +6,10 @@ faces to persons -> scene crops -> boxes back to input-image pixels.
 
 Detection stride: with ``detect_stride = N`` the detectors and trackers run on every N-th
 frame only. The frames in between *reuse* the last detected frame's observations (same ids,
-boxes, landmarks, quality and crops, as shallow copies) instead of predicting motion: crops
-stay consistent with their landmarks, and identity downstream is decided per track anyway.
+boxes, landmarks and quality, as shallow copies) instead of predicting motion; identity
+downstream is decided per track anyway. Reused faces carry no crop: it would be the detected
+frame's crop again, and embedding it twice costs a full embedding for a vote that is not new
+evidence.
 ``Perceiver.last_detected`` tells whether the latest Frame came from a fresh detection. A
 change of image size forces a detection.
 
@@ -198,7 +200,7 @@ class Perceiver:
             self.stage_times = times
             return Frame(
                 stamp=stamp, frame_id=frame_id, width=width, height=height,
-                faces=[dataclasses.replace(f) for f in last.faces],
+                faces=[dataclasses.replace(f, crop=None) for f in last.faces],
                 persons=[dataclasses.replace(p) for p in last.persons],
                 processing_time=time.perf_counter() - t_start,
             )
