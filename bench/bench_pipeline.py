@@ -236,14 +236,15 @@ class Ours:
         frame = self.perceiver.process(rgb, stamp=t)
         t1 = time.perf_counter()
         chosen = [f for f in frame.faces
-                  if f.crop is not None and self.policy.decide(f.track_id, f.quality, t).embed]
+                  if f.crop is not None
+                  and self.policy.decide(f.track_id, f.quality, t, f.bbox).embed]
         chosen.sort(key=lambda f: f.quality, reverse=True)
         chosen = chosen[: self.max_faces]
         if chosen:
             vectors = self.embedder.embed([f.crop for f in chosen])
             for face, vector in zip(chosen, vectors, strict=True):
                 face.embedding, face.embedder = vector, self.embedder.id
-                self.policy.mark_embedded(face.track_id, face.quality, t)
+                self.policy.mark_embedded(face.track_id, face.quality, t, face.bbox)
         self.policy.prune(t)
         t2 = time.perf_counter()
         out = self.engine.process(frame.faces, t)

@@ -67,6 +67,27 @@ def test_default_first_embeddings_match_two_votes() -> None:
         EmbedPolicyConfig(first_interval_s=math.nan)
 
 
+def test_untracked_embedding_counts_as_the_new_tracks_first() -> None:
+    p = _policy(first_embeddings=2, first_interval_s=0.2, max_embeddings_per_track=5)
+    box = [100, 100, 160, 170]
+    assert p.decide(NO_TRACK, 0.5, 0.0, box).reason == "untracked"
+    p.mark_embedded(NO_TRACK, 0.5, 0.0, box)
+    # The tracker confirms the face a detection later: no second "new" embedding of it.
+    assert _step(p, 7, 0.5, 0.1) == "new"  # no box given: nothing to hand over
+    assert p.decide(8, 0.5, 0.1, [102, 101, 162, 171]).reason == "interval"
+    assert p.embedding_count(8) == 1
+    assert p.decide(8, 0.5, 0.2, [102, 101, 162, 171]).reason == "first"
+    assert p.decide(9, 0.5, 0.2, [102, 101, 162, 171]).reason == "new"  # claimed once only
+
+
+def test_untracked_handoff_off_or_too_old() -> None:
+    box = [0, 0, 50, 50]
+    for kw, t in (({"handoff_s": 0.0}, 0.1), ({"handoff_s": 1.0}, 1.5)):
+        p = _policy(**kw)
+        p.mark_embedded(NO_TRACK, 0.5, 0.0, box)
+        assert p.decide(1, 0.5, t, box).reason == "new"
+
+
 def test_new_until_marked() -> None:
     p = _policy()
     assert p.decide(1, 0.5, 0.0).reason == "new"
@@ -195,6 +216,7 @@ def test_build_from_node_params() -> None:
         refresh_interval_s=0.0,
         refresh_after_budget_s=30.0,
         forget_track_after_s=3.0,
+        untracked_handoff_s=0.5,
         unrelated_param="ignored",
     )
     assert p.config == EmbedPolicyConfig(
@@ -207,4 +229,5 @@ def test_build_from_node_params() -> None:
         refresh_interval_s=0.0,
         refresh_after_budget_s=30.0,
         forget_after_s=3.0,
+        handoff_s=0.5,
     )

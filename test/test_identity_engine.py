@@ -323,6 +323,41 @@ def test_one_embedding_decides_only_at_the_instant_threshold() -> None:
         EngineConfig(accept_threshold=0.95, instant_accept_threshold=0.9)
 
 
+def test_untracked_vote_carries_into_the_track_it_becomes() -> None:
+    """A weak first match (accept..instant) seen untracked, then tracked at the same place:
+    two votes, KNOWN; without the hand-over (or for a forgotten person) only one."""
+    from visio_memoria_ros.core.types import NO_TRACK
+
+    entries, _ = _entries(128)
+    vec = {p: next(e.vector for e in entries if e.person_id == p) for p in range(8)}
+    rng = np.random.default_rng(9)
+
+    def untracked(v: np.ndarray) -> FaceObservation:
+        return FaceObservation(
+            bbox=[10, 0, 18, 8], score=0.9, detector="test", track_id=NO_TRACK,
+            embedding=v, embedder=EMB, quality=0.8,
+        )
+
+    outcomes = []
+    for handoff in (1.0, 0.0):
+        engine = IdentityEngine(_config(untracked_handoff_s=handoff))
+        engine.load_gallery(entries)
+        first = engine.process([untracked(with_similarity(vec[1], 0.55, rng))], 20.0)
+        assert first.decisions[0].status is Status.UNCERTAIN  # one weak embedding
+        out = engine.process([_face(1, with_similarity(vec[1], 0.55, rng))], 20.1)
+        outcomes.append((out.decisions[0].status, [g.text for g in out.greetings]))
+    assert outcomes[0] == (Status.KNOWN, ["Welcome back, Sam!"])
+    assert outcomes[1] == (Status.UNCERTAIN, [])
+    # A person forgotten between the two sightings does not come back through the hand-over.
+    engine = IdentityEngine(_config())
+    engine.load_gallery(entries)
+    engine.process([untracked(with_similarity(vec[1], 0.55, rng))], 30.0)
+    engine.remove_embeddings([e.embedding_id for e in entries if e.person_id == 1])
+    out = engine.process([_face(1, with_similarity(vec[1], 0.55, rng))], 30.1)
+    assert out.decisions[0].status is not Status.KNOWN
+    assert not [g for g in out.greetings if g.person_id == 1 or "Sam" in g.text]
+
+
 def test_config_defaults_sentinels_and_validation() -> None:
     for spec in identity_config.PARAMS:
         assert validate_value(spec, spec.default) is None, spec.name

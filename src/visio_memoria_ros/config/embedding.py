@@ -242,6 +242,15 @@ PARAMS: list[ParamSpec] = [
         max=3600.0,
     ),
     ParamSpec(
+        "untracked_handoff_s",
+        1.0,
+        "An untracked face's embedding (and, in identity_node, its vote) counts as the first "
+        "one of the track that appears at the same place (IoU >= 0.5) within this time, "
+        "instead of being repeated; 0 = off. Keep equal in embedding_node and identity_node [s].",
+        min=0.0,
+        max=10.0,
+    ),
+    ParamSpec(
         "forget_track_after_s",
         10.0,
         "Forget the embedding state of a face track not seen for this long [s].",

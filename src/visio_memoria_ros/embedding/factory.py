@@ -154,6 +154,7 @@ def build_embed_policy(**params: Any) -> EmbedPolicy:
             refresh_interval_s=float(params.get("refresh_interval_s", 2.0)),
             refresh_after_budget_s=float(params.get("refresh_after_budget_s", 10.0)),
             forget_after_s=float(params.get("forget_track_after_s", 10.0)),
+            handoff_s=float(params.get("untracked_handoff_s", 1.0)),
         )
     )
 

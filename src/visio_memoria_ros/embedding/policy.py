@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
+from ..core.handoff import UntrackedHandoff
 from ..core.types import NO_TRACK
 
 
@@ -21,6 +23,7 @@ class EmbedPolicyConfig:
     refresh_interval_s: float = 2.0
     refresh_after_budget_s: float = 10.0
     forget_after_s: float = 10.0
+    handoff_s: float = 1.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -31,6 +34,7 @@ class EmbedPolicyConfig:
             "refresh_interval_s",
             "refresh_after_budget_s",
             "forget_after_s",
+            "handoff_s",
         ):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
@@ -72,12 +76,17 @@ class EmbedPolicy:
     ``max_embeddings_per_track`` were made, and the quality rose above the best embedded so far
     by max(abs margin, rel margin x best), or ``refresh_interval_s`` (0 = never) passed since the
     last one.
+
+    Given face boxes, an untracked face's embedding counts as the first embedding of the track
+    that appears at the same place within ``handoff_s`` (``core.handoff``): the tracker confirms
+    a face a detection later, and embedding it again as "new" would repeat the same evidence.
     """
 
     def __init__(self, config: EmbedPolicyConfig | None = None) -> None:
         """Start with no tracks."""
         self.config = config or EmbedPolicyConfig()
         self._tracks: dict[int, _TrackState] = {}
+        self._untracked: UntrackedHandoff[float] = UntrackedHandoff(max_age=self.config.handoff_s)
 
     def __len__(self) -> int:
         """Number of tracks remembered."""
@@ -92,16 +101,28 @@ class EmbedPolicy:
         cfg = self.config
         return best + max(cfg.quality_abs_margin, cfg.quality_rel_margin * abs(best))
 
-    def decide(self, track_id: int, quality: float, stamp: float) -> EmbedDecision:
-        """Decide for one face of track ``track_id`` seen at ``stamp`` with crop ``quality``."""
+    def decide(
+        self, track_id: int, quality: float, stamp: float, bbox: Any = None
+    ) -> EmbedDecision:
+        """Decide for one face of track ``track_id`` seen at ``stamp`` with crop ``quality``.
+
+        ``bbox`` (x1, y1, x2, y2), when given, lets a new track take over the embedding of the
+        untracked face it was (see the class notes).
+        """
         if track_id == NO_TRACK:
             return EmbedDecision(True, "untracked")
         state = self._tracks.get(track_id)
         if state is not None and stamp < state.last_seen:
             del self._tracks[track_id]  # time went backwards (bag loop, clock reset): start over
+            self._untracked.clear()
             state = None
         if state is None:
-            return EmbedDecision(True, "new")
+            claimed = self._untracked.claim(bbox, stamp) if bbox is not None else None
+            if claimed is None:
+                return EmbedDecision(True, "new")
+            t_seen, q_seen = claimed
+            state = _TrackState(q_seen, t_seen, stamp, 1)
+            self._tracks[track_id] = state
         state.last_seen = stamp
         cfg = self.config
         since = stamp - state.last_embed
@@ -124,11 +145,15 @@ class EmbedPolicy:
             return EmbedDecision(True, "refresh")
         return EmbedDecision(False, "no_improvement")
 
-    def mark_embedded(self, track_id: int, quality: float, stamp: float) -> None:
+    def mark_embedded(
+        self, track_id: int, quality: float, stamp: float, bbox: Any = None
+    ) -> None:
         """Record that a crop of ``track_id`` with ``quality`` was embedded at ``stamp``."""
-        if track_id == NO_TRACK:
-            return
         q = quality if math.isfinite(quality) else -math.inf
+        if track_id == NO_TRACK:
+            if bbox is not None and self.config.handoff_s > 0:
+                self._untracked.remember(bbox, stamp, q)
+            return
         state = self._tracks.get(track_id)
         if state is None:
             self._tracks[track_id] = _TrackState(q, stamp, stamp, 1)

@@ -30,6 +30,7 @@ from ..config.identity import (
     resolve_thresholds,
 )
 from ..config.spec import validate_value
+from ..core.handoff import UntrackedHandoff
 from ..core.types import NO_TRACK, FaceObservation, IdentityDecision, Status
 from .greeting import Greeting, GreetingPolicy, Visit
 from .index import NO_ID, GalleryIndex, IndexKind, validate_vectors
@@ -67,6 +68,7 @@ class EngineConfig:
     accept_threshold: float = EMBEDDER_DEFAULT
     reject_threshold: float = EMBEDDER_DEFAULT
     instant_accept_threshold: float = EMBEDDER_DEFAULT
+    untracked_handoff_s: float = 1.0
     search_k: int = 32
     aggregate: str = "max"
     aggregate_top_n: int = 3
@@ -153,6 +155,10 @@ class IdentityEngine:
         self._voter = self._new_voter()
         self._greeter = self._new_greeter()
         self._warned: set[str] = set()
+        # Votes of untracked faces, claimable by the track each becomes (core.handoff).
+        self._untracked: UntrackedHandoff[FrameScores] = UntrackedHandoff(
+            max_age=self.config.untracked_handoff_s
+        )
 
     # ------------------------------------------------------------------ gallery
     @property
@@ -318,6 +324,7 @@ class IdentityEngine:
                     switch_margin=config.switch_margin,
                     track_timeout=config.track_timeout,
                 )
+            self._untracked.max_age = config.untracked_handoff_s
             self._greeter.configure(
                 template=config.greeting_template,
                 cooldown=config.greeting_cooldown,
@@ -376,9 +383,15 @@ class IdentityEngine:
                     key = tid
                     observations[tid] = scores
                 key_of.append(key)
+            self._claim_untracked_votes(faces, key_of, observations, gallery, t)
             decided = self._voter.decide_frame(
                 observations, t, opted_out=gallery.opted_out, ephemeral=ephemeral
             )
+            if self.config.untracked_handoff_s > 0:
+                for i, face in enumerate(faces):
+                    scores = ephemeral.get(key_of[i])
+                    if scores is not None:
+                        self._untracked.remember(face.bbox, t, scores)
 
             decisions: list[IdentityDecision] = []
             greetings: list[Greeting] = []
@@ -410,9 +423,35 @@ class IdentityEngine:
                     greetings.append(greeting)
         return EngineOutput(decisions, greetings, ended, expired)
 
+    def _claim_untracked_votes(
+        self,
+        faces: Sequence[FaceObservation],
+        key_of: Sequence[int],
+        observations: Mapping[int, FrameScores | None],
+        gallery: _Gallery,
+        t: float,
+    ) -> None:
+        """Seed each new track with the vote of the untracked face it was, if any."""
+        if self.config.untracked_handoff_s <= 0:
+            return
+        known_tracks = set(self._voter.track_ids())
+        for i, face in enumerate(faces):
+            tid = key_of[i]
+            if tid not in observations or tid in known_tracks:
+                continue
+            claimed = self._untracked.claim(face.bbox, t)
+            if claimed is None:
+                continue
+            t_seen, scores = claimed
+            # Persons forgotten or merged away since that sighting no longer count.
+            kept = {p: v for p, v in scores.scores.items() if p in gallery.names}
+            excluded = frozenset(p for p in scores.excluded if p in gallery.names)
+            self._voter.seed(tid, FrameScores(kept, scores.floor, excluded), t_seen)
+
     def reset_tracks(self) -> None:
         """Forget every track's evidence and announcement (e.g. the camera changed)."""
         with self._frame_lock:
+            self._untracked.clear()
             for tid in self._voter.track_ids():
                 self._voter.forget_track(tid)
                 self._greeter.forget_track(tid)

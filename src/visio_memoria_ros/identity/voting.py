@@ -177,6 +177,12 @@ class TrackVoter:
             del self._tracks[tid]
         return stale
 
+    def seed(self, track_id: int, scores: FrameScores, t: float) -> None:
+        """Start a new track with one earlier vote (its untracked sighting at time ``t``)."""
+        if track_id in self._tracks:
+            raise ValueError(f"track {track_id} already has evidence")
+        self._tracks[track_id] = _Track(deque([scores], maxlen=self.window), t)
+
     def forget_track(self, track_id: int) -> None:
         """Drop one track's evidence."""
         self._tracks.pop(track_id, None)

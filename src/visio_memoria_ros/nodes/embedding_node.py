@@ -56,7 +56,10 @@ class EmbeddingNode(VisioNode):
         policy = self._stack.policy
         candidates = []
         for face in frame.faces:
-            if face.crop is not None and policy.decide(face.track_id, face.quality, stamp).embed:
+            if (
+                face.crop is not None
+                and policy.decide(face.track_id, face.quality, stamp, face.bbox).embed
+            ):
                 candidates.append(face)
         candidates.sort(key=lambda f: f.quality, reverse=True)
         chosen = candidates[: p["max_faces_per_frame"]]
@@ -65,7 +68,7 @@ class EmbeddingNode(VisioNode):
             for face, vector in zip(chosen, vectors, strict=True):
                 face.embedding = vector
                 face.embedder = self._stack.face.id
-                policy.mark_embedded(face.track_id, face.quality, stamp)
+                policy.mark_embedded(face.track_id, face.quality, stamp, face.bbox)
         policy.prune(stamp)
         drop = p["drop_crops_after_embedding"]
         if drop:
