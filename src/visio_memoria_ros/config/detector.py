@@ -61,7 +61,8 @@ PARAMS: list[ParamSpec] = [
     ParamSpec(
         "detect_stride", 1,
         "Run the detectors and trackers on every N-th frame; frames in between reuse the last "
-        "detection (same ids, boxes and crops). 1 = detect on every frame.",
+        "detection (same ids and boxes, no face crops: nothing is embedded twice). "
+        "1 = detect on every frame.",
         min=1, max=30, read_only=True,
     ),
     # --- persons ---------------------------------------------------------------------------
