@@ -75,8 +75,9 @@ class IdentityNode(VisioNode):
         self.create_timer(2.0, self._retry_gallery)
         self.on_params_changed(self._reconfigure)
         self.get_logger().info(
-            f"embedder {self.params['embedder']}: accept >= {self._engine.thresholds.accept:.3f}, "
-            f"reject < {self._engine.thresholds.reject:.3f}; waiting for the gallery from "
+            f"embedder {self.params['embedder']}: accept >= {self._engine.thresholds.accept:.3f} "
+            f"({self.params['min_votes']} votes) or >= {self._engine.thresholds.instant:.3f} "
+            f"(one), reject < {self._engine.thresholds.reject:.3f}; waiting for the gallery from "
             f"{self._gallery_client.srv_name}"
         )
 
