@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .embedding import UNTRACKED_HANDOFF
 from .spec import ParamSpec
 
 EMBEDDER_DEFAULT = -1.0
@@ -122,15 +123,7 @@ PARAMS: list[ParamSpec] = [
         min=-1.0,
         max=1.0,
     ),
-    ParamSpec(
-        "untracked_handoff_s",
-        1.0,
-        "An untracked face's embedding (and, in identity_node, its vote) counts as the first "
-        "one of the track that appears at the same place (IoU >= 0.5) within this time, "
-        "instead of being repeated; 0 = off. Keep equal in embedding_node and identity_node [s].",
-        min=0.0,
-        max=10.0,
-    ),
+    UNTRACKED_HANDOFF,
     ParamSpec(
         "search_k",
         32,
