@@ -27,6 +27,13 @@ def test_claim_best_overlap_once_within_age() -> None:
     assert len(h) == 0
 
 
+def test_max_age_zero_turns_the_handoff_off() -> None:
+    h: UntrackedHandoff[str] = UntrackedHandoff(max_age=0.0)
+    h.remember([0, 0, 10, 10], 1.0, "a")
+    assert len(h) == 0
+    assert h.claim([0, 0, 10, 10], 1.0) is None
+
+
 def test_future_and_malformed_sightings_are_ignored() -> None:
     h: UntrackedHandoff[int] = UntrackedHandoff(max_age=1.0)
     h.remember([0, 0, 10, 10], 5.0, 1)

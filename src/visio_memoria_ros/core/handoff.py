@@ -55,7 +55,12 @@ class UntrackedHandoff(Generic[T]):
         return len(self._items)
 
     def remember(self, bbox: Any, t: float, payload: T) -> None:
-        """Record an untracked sighting at ``bbox`` (x1, y1, x2, y2) and time ``t``."""
+        """Record an untracked sighting at ``bbox`` (x1, y1, x2, y2) and time ``t``.
+
+        With ``max_age`` 0 the hand-over is off: nothing is remembered, nothing can be claimed.
+        """
+        if self.max_age <= 0:
+            return
         box = np.asarray(bbox, dtype=np.float64)[:4]
         if box.shape == (4,) and np.isfinite(box).all() and math.isfinite(t):
             self._items.append(_Sighting(box, float(t), payload))

@@ -151,7 +151,7 @@ class EmbedPolicy:
         """Record that a crop of ``track_id`` with ``quality`` was embedded at ``stamp``."""
         q = quality if math.isfinite(quality) else -math.inf
         if track_id == NO_TRACK:
-            if bbox is not None and self.config.handoff_s > 0:
+            if bbox is not None:
                 self._untracked.remember(bbox, stamp, q)
             return
         state = self._tracks.get(track_id)

@@ -387,11 +387,10 @@ class IdentityEngine:
             decided = self._voter.decide_frame(
                 observations, t, opted_out=gallery.opted_out, ephemeral=ephemeral
             )
-            if self.config.untracked_handoff_s > 0:
-                for i, face in enumerate(faces):
-                    scores = ephemeral.get(key_of[i])
-                    if scores is not None:
-                        self._untracked.remember(face.bbox, t, scores)
+            for i, face in enumerate(faces):
+                scores = ephemeral.get(key_of[i])
+                if scores is not None:
+                    self._untracked.remember(face.bbox, t, scores)
 
             decisions: list[IdentityDecision] = []
             greetings: list[Greeting] = []
@@ -432,7 +431,7 @@ class IdentityEngine:
         t: float,
     ) -> None:
         """Seed each new track with the vote of the untracked face it was, if any."""
-        if self.config.untracked_handoff_s <= 0:
+        if not len(self._untracked):
             return
         known_tracks = set(self._voter.track_ids())
         for i, face in enumerate(faces):
