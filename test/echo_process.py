@@ -12,20 +12,19 @@ import sys
 from pathlib import Path
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from msg_fill import fill
 from ros_harness import check_local_discovery
 
+from visio_memoria_ros.nodes.common import run_node
 
-def main() -> None:
-    """Run the echo node until interrupted."""
+
+def echo_node() -> rclpy.node.Node:
+    """The echo node (rclpy is initialised by ``run_node``)."""
     import visio_memoria.msg as msgs
     import visio_memoria.srv as srvs
 
-    check_local_discovery()
-    rclpy.init(args=sys.argv)
     node = rclpy.create_node("visio_memoria_echo")
     for name in sorted(n for n in dir(msgs) if n[0].isupper()):
         cls = getattr(msgs, name)
@@ -43,14 +42,9 @@ def main() -> None:
 
         node.create_service(cls, f"echo/{name}", answer)
     node.get_logger().info("echo ready")
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    return node
 
 
 if __name__ == "__main__":
-    main()
+    check_local_discovery()
+    run_node(echo_node)

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
@@ -20,11 +19,11 @@ from std_msgs.msg import Header
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ros_harness import check_local_discovery
 
+from visio_memoria_ros.nodes.common import run_node
 
-def main() -> None:
-    """Run until interrupted."""
-    check_local_discovery()
-    rclpy.init(args=sys.argv)
+
+def sink_node() -> rclpy.node.Node:
+    """The sink node (rclpy is initialised by ``run_node``)."""
     node = rclpy.create_node("visio_memoria_image_sink")
     ack = node.create_publisher(Header, "sink/received", 100)
 
@@ -33,14 +32,9 @@ def main() -> None:
             ack.publish(msg.header)
 
     node.create_subscription(Image, "image_raw", on_image, qos_profile_sensor_data)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    return node
 
 
 if __name__ == "__main__":
-    main()
+    check_local_discovery()
+    run_node(sink_node)
