@@ -34,9 +34,24 @@ fi
 
 ensure_chromium
 
+# --- The real ROS 2 command line (ros2 launch / service / param / topic) ---------------------
+# `launch`, `launch_ros` and `ros2cli` are not on PyPI. When ../shared/ros-cli (or the folder
+# $VISIO_MEMORIA_ROS_CLI names) holds them as wheels, they go into .venv and .venv/ros-cli, and
+# scripts/env.sh sources them. Without them the tests that run `ros2 launch` skip and say why.
+ensure_ros_cli() {
+  local src="${VISIO_MEMORIA_ROS_CLI:-../shared/ros-cli}"
+  if [ -f "$VENV/ros-cli/local_setup.bash" ] || [ ! -x "$src/install.sh" ]; then
+    return 0
+  fi
+  echo "bootstrap: installing ros2 launch/service/param/topic from $src into $VENV/ros-cli"
+  NUMPY_INCLUDE="$(cat "$VENV/.numpy_include")" bash "$src/install.sh" "$VENV" "$VENV/ros-cli" ||
+    echo "bootstrap: warning: $src/install.sh failed; the ros2 launch tests will skip" >&2
+}
+
 inputs_hash=$(cat requirements/*.txt scripts/bootstrap.sh setup.py | sha256sum | cut -c1-16)
 stamp="$VENV/.visio_memoria_installed"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs_hash" ]; then
+  ensure_ros_cli
   exit 0
 fi
 
@@ -71,4 +86,5 @@ echo "$NPINC" > "$VENV/.numpy_include"
   -e "s#$NPINC_REAL#$NPINC#g"
 
 echo "$inputs_hash" > "$stamp"
+ensure_ros_cli
 echo "bootstrap: done"

@@ -5,6 +5,11 @@ _vm_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$_vm_root/.venv/bin/activate"
 export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export CMAKE_PREFIX_PATH="$VIRTUAL_ENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+if [ -f "$_vm_root/.venv/ros-cli/local_setup.bash" ]; then
+  # ros2 launch / service / param / topic for a machine without a ROS install (bootstrap.sh)
+  # shellcheck disable=SC1091
+  . "$_vm_root/.venv/ros-cli/local_setup.bash"
+fi
 if [ -f "$_vm_root/install/setup.bash" ]; then
   # shellcheck disable=SC1091
   . "$_vm_root/install/setup.bash"
