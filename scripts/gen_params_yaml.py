@@ -22,6 +22,9 @@ HEADER = """\
 # visio_memoria: every parameter of every node, with its default and what it does.
 # Pass another copy with `ros2 launch visio_memoria bringup.launch.py params_file:=my.yaml`;
 # the CLI reads the same file with `visio-memoria --config my.yaml ...`.
+# Keys are `/**/<node>:`, so the file applies in any namespace (`namespace:=robot1`). To give
+# one robot its own value, add a section for it after these, e.g. `/robot1/memory_node:`
+# (a later section overrides an earlier one; the CLI takes `--namespace robot1` to read it).
 # Parameters marked [read-only] take effect at start; the others can be changed at run time
 # with `ros2 param set /<node> <name> <value>` and are validated (a bad value is refused).
 # Generated from src/visio_memoria_ros/config/*.py by scripts/gen_params_yaml.py; keep the two
@@ -39,11 +42,16 @@ def _literal(value: object) -> str:
     raise TypeError(f"unsupported parameter type {type(value).__name__}")
 
 
+def node_key(node: str) -> str:
+    """The section key of ``node``: matches the node in every namespace (``/**/<node>``)."""
+    return f"/**/{node}"
+
+
 def render() -> str:
     """The YAML text for the current specs."""
     out = [HEADER]
     for node, specs in NODE_PARAMS.items():
-        out.append(f"{node}:\n  ros__parameters:\n")
+        out.append(f"{node_key(node)}:\n  ros__parameters:\n")
         for spec in specs:
             desc = spec.description
             bounds = []

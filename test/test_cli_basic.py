@@ -128,10 +128,10 @@ def test_write_yaml_changes_only_the_two_thresholds(tmp_path: Path) -> None:
     assert changed[0][1].strip() == "accept_threshold: 0.9312"
     assert changed[1][1].strip() == "reject_threshold: 0.9011"
     before, after = yaml.safe_load(CONFIG.read_text()), yaml.safe_load(copy.read_text())
-    params = after["identity_node"]["ros__parameters"]
+    params = after["/**/identity_node"]["ros__parameters"]
     assert params["accept_threshold"] == 0.9312 and params["reject_threshold"] == 0.9011
     for section in before:
-        if section != "identity_node":
+        if section != "/**/identity_node":
             assert after[section] == before[section]
 
 

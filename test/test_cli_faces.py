@@ -158,12 +158,13 @@ def test_calibration_writes_only_thresholds(bbt_eval: tuple[dict, Path]) -> None
     assert abs(cal["accept_threshold"] - impostor_max) <= 1e-4 + 1e-9  # just above it
     assert cal["reject_threshold"] <= cal["accept_threshold"]
     before, after = yaml.safe_load(CONFIG.read_text()), yaml.safe_load(params.read_text())
-    b, a = before["identity_node"]["ros__parameters"], after["identity_node"]["ros__parameters"]
+    key = "/**/identity_node"
+    b, a = before[key]["ros__parameters"], after[key]["ros__parameters"]
     assert {k for k in a if a[k] != b[k]} == {"accept_threshold", "reject_threshold"}
     assert a["accept_threshold"] == cal["accept_threshold"]
     assert a["reject_threshold"] == cal["reject_threshold"]
-    assert {k: v for k, v in after.items() if k != "identity_node"} == \
-        {k: v for k, v in before.items() if k != "identity_node"}
+    assert {k: v for k, v in after.items() if k != key} == \
+        {k: v for k, v in before.items() if k != key}
     diff = [line for line in params.read_text().splitlines()
             if line not in CONFIG.read_text().splitlines()]
     assert len(diff) == 2  # comments and every other line kept byte for byte

@@ -1,8 +1,11 @@
 """The launch file and the parameters file agree with what is installed and declared.
 
-``launch``/``launch_ros`` are not installable here, so the launch file is checked statically:
-it parses, every executable it starts is installed, every node it starts has a YAML section,
-and the YAML and the nodes' parameter specs match both ways.
+Checked without ROS: the launch file parses, every executable it starts is installed, every
+node it starts has a YAML section that applies in any namespace, the YAML and the nodes'
+parameter specs match both ways, and ``load_node_params`` (the CLI and the labelling page)
+picks the sections of a parameter file by the same rules as the nodes. The launch file itself
+is run by ``test_ros2_launch.py``; a node reading a file under a namespace is compared with
+``load_node_params`` in ``test_params_namespace.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ import pytest
 import yaml
 from conftest import REPO
 
-from visio_memoria_ros.config import NODE_PARAMS, load_node_params, validate_value
+from visio_memoria_ros.config import (
+    NODE_PARAMS,
+    fully_qualified_name,
+    key_matches,
+    load_node_params,
+    parameter_sections,
+    validate_value,
+)
 
 LAUNCH = REPO / "launch" / "bringup.launch.py"
 YAML = REPO / "config" / "visio_memoria.yaml"
@@ -55,9 +65,9 @@ def test_every_launched_executable_is_installed_and_has_parameters():
 
 def test_yaml_and_node_specs_match_both_ways():
     doc = yaml.safe_load(YAML.read_text(encoding="utf-8"))
-    assert set(doc) == set(NODE_PARAMS), "YAML sections and nodes differ"
+    assert set(doc) == {f"/**/{n}" for n in NODE_PARAMS}, "YAML sections and nodes differ"
     for node, specs in NODE_PARAMS.items():
-        section = (doc[node] or {}).get("ros__parameters") or {}
+        section = (doc[f"/**/{node}"] or {}).get("ros__parameters") or {}
         declared = {s.name for s in specs}
         only_yaml, undocumented = set(section) - declared, declared - set(section)
         assert not only_yaml and not undocumented, f"{node}: {only_yaml=} {undocumented=}"
@@ -65,7 +75,19 @@ def test_yaml_and_node_specs_match_both_ways():
             assert spec.description.strip(), f"{node}.{spec.name} has no description"
             assert validate_value(spec, section[spec.name]) is None
             assert section[spec.name] == spec.default, f"{node}.{spec.name}: YAML != default"
-        assert load_node_params(node, specs, YAML) == {s.name: s.default for s in specs}
+        for namespace in ("/", "robot1", "/fleet/robot2"):
+            assert load_node_params(node, specs, YAML, namespace=namespace) == {
+                s.name: s.default for s in specs
+            }
+
+
+@pytest.mark.parametrize("namespace", ["/", "robot1", "/fleet/robot_2"])
+def test_every_section_of_the_shipped_yaml_applies_in_any_namespace(namespace):
+    doc = yaml.safe_load(YAML.read_text(encoding="utf-8"))
+    for node in NODE_PARAMS:
+        fqn = fully_qualified_name(node, namespace)
+        matching = [key for key in doc if key_matches(key, fqn)]
+        assert matching == [f"/**/{node}"], (fqn, matching)
 
 
 def test_yaml_is_generated_from_the_specs():
@@ -78,6 +100,121 @@ def test_yaml_is_generated_from_the_specs():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+# (key, fully qualified node name, applies?) by the rules of rclpy/rclcpp parameter_map_from.
+KEY_CASES = [
+    ("/**", "/camera_node", True),
+    ("/**", "/robot1/camera_node", True),
+    ("**", "/a/b/camera_node", True),
+    ("/**/camera_node", "/camera_node", True),
+    ("/**/camera_node", "/robot1/camera_node", True),
+    ("/**/camera_node", "/fleet/robot1/camera_node", True),
+    ("/**/camera_node", "/robot1/detector_node", False),
+    ("/**/camera_node", "/robot1/my_camera_node", False),
+    ("camera_node", "/camera_node", True),
+    ("camera_node", "/robot1/camera_node", False),
+    ("/camera_node", "/robot1/camera_node", False),
+    ("/robot1/camera_node", "/robot1/camera_node", True),
+    ("robot1/camera_node", "/robot1/camera_node", True),
+    ("/robot1/camera_node", "/robot2/camera_node", False),
+    ("/robot1/camera_node", "/camera_node", False),
+    ("/*/camera_node", "/robot1/camera_node", True),
+    ("/*/camera_node", "/camera_node", False),
+    ("/*/camera_node", "/fleet/robot1/camera_node", False),
+    ("/robot1/*", "/robot1/camera_node", True),
+    ("/robot1/*", "/robot1/sub/camera_node", False),
+    ("/robot1/**", "/robot1/sub/camera_node", True),
+    ("/robot1/**", "/robot2/camera_node", False),
+]
+
+
+@pytest.mark.parametrize(("key", "fqn", "applies"), KEY_CASES)
+def test_parameter_file_keys_match_as_in_ros(key, fqn, applies):
+    assert key_matches(key, fqn) is applies
+
+
+def test_namespace_forms_give_the_same_fully_qualified_name():
+    assert fully_qualified_name("camera_node") == "/camera_node"
+    assert fully_qualified_name("camera_node", "") == "/camera_node"
+    for ns in ("robot1", "/robot1", "/robot1/", "robot1/"):
+        assert fully_qualified_name("camera_node", ns) == "/robot1/camera_node"
+    assert fully_qualified_name("camera_node", "/a/b") == "/a/b/camera_node"
+    for bad in ("robot 1", "1robot", "/a//b-c"):
+        with pytest.raises(ValueError, match="invalid ROS namespace"):
+            fully_qualified_name("camera_node", bad)
+
+
+USER_FILE = """\
+/**:
+  ros__parameters:
+    rate: 1.0
+    data_dir: /tmp/for_memory_node_only
+/**/camera_node:
+  ros__parameters:
+    rate: 2.0
+    frame_id: any_namespace
+camera_node:
+  ros__parameters:
+    frame_id: root_only
+/robot1/camera_node:
+  ros__parameters:
+    frame_id: robot1_only
+fleet:
+  robot2:
+    camera_node:
+      ros__parameters:
+        frame_id: nested_fleet_robot2
+/*/camera_node:
+  ros__parameters:
+    max_frames: 7
+"""
+
+
+@pytest.mark.parametrize(
+    ("namespace", "expected"),
+    [
+        ("/", {"rate": 2.0, "frame_id": "root_only", "max_frames": 0}),
+        ("robot1", {"rate": 2.0, "frame_id": "robot1_only", "max_frames": 7}),
+        ("robot3", {"rate": 2.0, "frame_id": "any_namespace", "max_frames": 7}),
+        ("/fleet/robot2", {"rate": 2.0, "frame_id": "nested_fleet_robot2", "max_frames": 0}),
+    ],
+)
+def test_user_file_key_forms_and_order(tmp_path, namespace, expected):
+    """Later matching sections override earlier ones; other nodes' values in /** are ignored."""
+    path = tmp_path / "my.yaml"
+    path.write_text(USER_FILE)
+    got = load_node_params("camera_node", NODE_PARAMS["camera_node"], path, namespace=namespace)
+    assert {k: got[k] for k in expected} == expected
+
+
+def test_a_repeated_key_keeps_its_first_place(tmp_path):
+    """As the ROS parser does: a key seen again merges into its first occurrence's place."""
+    path = tmp_path / "my.yaml"
+    path.write_text("/**/camera_node:\n  ros__parameters:\n    rate: 2.0\n"
+                    "/**:\n  ros__parameters:\n    rate: 3.0\n"
+                    "/**/camera_node:\n  ros__parameters:\n    frame_id: again\n")
+    sections = parameter_sections(yaml.safe_load(path.read_text()))
+    assert list(sections) == ["/**/camera_node", "/**"]
+    got = load_node_params("camera_node", NODE_PARAMS["camera_node"], path)
+    assert (got["rate"], got["frame_id"]) == (3.0, "again")
+
+
+def test_nested_parameter_maps_become_dotted_names():
+    doc = {"/**/n": {"ros__parameters": {"a": {"b": 1, "c": {"d": "x"}}, "e": [1, 2]}}}
+    assert parameter_sections(doc) == {"/**/n": {"a.b": 1, "a.c.d": "x", "e": [1, 2]}}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["- just\n- a list\n", "camera_node: 3\n", "ros__parameters:\n  rate: 1.0\n",
+     "camera_node:\n  ros__parameters: [1]\n"],
+)
+def test_files_that_are_not_parameter_files_are_refused(tmp_path, text):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError):
+        load_node_params("camera_node", NODE_PARAMS["camera_node"], path)
+
+
 def test_unknown_or_invalid_yaml_values_are_refused(tmp_path):
     specs = NODE_PARAMS["camera_node"]
     bad = tmp_path / "bad.yaml"
@@ -87,3 +224,53 @@ def test_unknown_or_invalid_yaml_values_are_refused(tmp_path):
     bad.write_text("camera_node:\n  ros__parameters:\n    rate: -5.0\n")
     with pytest.raises(ValueError, match="below its minimum"):
         load_node_params("camera_node", specs, bad)
+    # A typo in a section that names the node is refused in any key form that applies...
+    bad.write_text("/**/camera_node:\n  ros__parameters:\n    rat: 5.0\n")
+    with pytest.raises(ValueError, match="rat"):
+        load_node_params("camera_node", specs, bad, namespace="robot1")
+    # ...an invalid value in a wildcard section too; a section for another robot is not read.
+    bad.write_text("/**:\n  ros__parameters:\n    rate: -5.0\n")
+    with pytest.raises(ValueError, match="below its minimum"):
+        load_node_params("camera_node", specs, bad)
+    bad.write_text("/robot2/camera_node:\n  ros__parameters:\n    rate: -5.0\n")
+    assert load_node_params("camera_node", specs, bad, namespace="robot1")["rate"] == 10.0
+
+
+ROBOT_FILE = """\
+/**/memory_node:
+  ros__parameters:
+    data_dir: {root}/shared
+/robot1/memory_node:
+  ros__parameters:
+    data_dir: {root}/robot1
+"""
+
+
+@pytest.mark.parametrize(("namespace", "folder"), [("/", "shared"), ("robot1", "robot1"),
+                                                    ("robot2", "shared")])
+def test_cli_and_labelling_page_read_the_file_in_the_namespace_given(
+    tmp_path, capsys, namespace, folder
+):
+    from visio_memoria_ros.cli import main
+    from visio_memoria_ros.ui.settings import parse_settings, store_params
+
+    path = tmp_path / "robots.yaml"
+    path.write_text(ROBOT_FILE.format(root=tmp_path))
+    code = main(["--config", str(path), "--namespace", namespace, "db", "list"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"no memory store at {tmp_path / folder / 'memory.db'}" in err
+    settings = parse_settings(["--params-file", str(path), "--namespace", namespace])
+    assert store_params(settings)["data_dir"] == str(tmp_path / folder)
+    assert settings.app_args()[-2:] == ["--namespace", namespace]
+
+
+def test_an_invalid_namespace_is_refused_by_cli_and_labelling_page(tmp_path, capsys):
+    from visio_memoria_ros.cli import main
+    from visio_memoria_ros.ui.settings import parse_settings
+
+    path = tmp_path / "robots.yaml"
+    path.write_text(ROBOT_FILE.format(root=tmp_path))
+    assert main(["--config", str(path), "--namespace", "robot 1", "db", "list"]) == 1
+    assert "invalid ROS namespace" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="invalid ROS namespace"):
+        parse_settings(["--namespace", "robot-1"])

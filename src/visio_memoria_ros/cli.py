@@ -11,8 +11,10 @@ Commands (``visio-memoria <command> --help`` for each)::
     train-activity DIR [--out PATH]        train the activity head on DINOv3 scene features
 
 Global options (before or after the command): ``--config YAML`` (the node parameter file,
-``config/visio_memoria.yaml``; without it the built-in defaults apply), ``--db PATH`` (the
-memory file; default: memory_node's ``data_dir``/``db_path``, i.e.
+``config/visio_memoria.yaml``; without it the built-in defaults apply), ``--namespace NS``
+(read that file as the nodes launched in namespace NS read it, by the ROS rules for which
+sections apply to a node; default ``/``), ``--db PATH`` (the memory file; default:
+memory_node's ``data_dir``/``db_path``, i.e.
 ``~/.local/share/visio_memoria/memory.db``), ``--pad-retry F``, ``--quiet``, ``-v``,
 ``--debug``.
 
@@ -200,7 +202,8 @@ def _params(args: argparse.Namespace, node: str) -> dict[str, Any]:
     cache = args.__dict__.setdefault("_param_cache", {})
     if node not in cache:
         try:
-            cache[node] = load_node_params(node, NODE_PARAMS[node], args.config)
+            cache[node] = load_node_params(node, NODE_PARAMS[node], args.config,
+                                           namespace=args.namespace)
         except (ValueError, yaml_error()) as exc:
             raise CliError(f"bad --config file: {exc}") from exc
     return dict(cache[node])
@@ -1188,6 +1191,9 @@ def _common(*, defaults: bool) -> argparse.ArgumentParser:
     g.add_argument("--config", metavar="YAML", default=d(None),
                    help="node parameter file (config/visio_memoria.yaml); default: built-in "
                         "defaults")
+    g.add_argument("--namespace", metavar="NS", default=d("/"),
+                   help="read --config as the nodes launched in this ROS namespace do "
+                        "(namespace:=NS): sections such as /NS/memory_node apply (default /)")
     g.add_argument("--db", metavar="PATH", default=d(None),
                    help="memory file; default: memory_node data_dir/db_path "
                         "(~/.local/share/visio_memoria/memory.db)")

@@ -7,9 +7,24 @@ defaults, and the tests check ``config/visio_memoria.yaml`` against them.
 
 from __future__ import annotations
 
-from .spec import ParamSpec, load_node_params, validate_value
+from .spec import (
+    ParamSpec,
+    fully_qualified_name,
+    key_matches,
+    load_node_params,
+    parameter_sections,
+    validate_value,
+)
 
-__all__ = ["NODE_PARAMS", "ParamSpec", "load_node_params", "validate_value"]
+__all__ = [
+    "NODE_PARAMS",
+    "ParamSpec",
+    "fully_qualified_name",
+    "key_matches",
+    "load_node_params",
+    "parameter_sections",
+    "validate_value",
+]
 
 
 def _registry() -> dict[str, list[ParamSpec]]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,32 +55,133 @@ def validate_value(spec: ParamSpec, value: Any) -> str | None:
     return None
 
 
+#: Marks the parameters of a node in a ROS 2 parameter file.
+ROS_PARAMETERS = "ros__parameters"
+
+
+_NAME_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", flags=re.ASCII)
+
+
+def fully_qualified_name(node: str, namespace: str = "/") -> str:
+    """Return ``/<namespace>/<node>`` (``/<node>`` for the root namespace ``/`` or ``""``).
+
+    Raises ValueError for a namespace ROS would refuse (segments are letters, digits and
+    underscores, not starting with a digit).
+    """
+    segments = [s for s in namespace.strip().strip("/").split("/") if s] if namespace else []
+    for segment in segments:
+        if not _NAME_SEGMENT.fullmatch(segment):
+            raise ValueError(f"invalid ROS namespace {namespace!r}: {segment!r} must be letters, "
+                             "digits and '_', not starting with a digit")
+    return "".join(f"/{s}" for s in segments) + f"/{node}"
+
+
+def key_matches(key: str, node_fqn: str) -> bool:
+    """True when a parameter-file node key applies to the node named ``node_fqn``.
+
+    The rules of rclpy and rclcpp (``parameter_map_from``): a key without a leading ``/`` gets
+    one; ``/*`` stands for one namespace segment or name and ``/**`` for any number of them, so
+    ``/**`` matches every node, ``/**/camera_node`` a camera_node in any namespace,
+    ``/*/camera_node`` one in a one-level namespace, and ``camera_node`` only ``/camera_node``.
+    """
+    name = key if key.startswith("/") else "/" + key
+    pattern = name.replace("/*", r"(/\w+)")
+    try:
+        return re.fullmatch(pattern, node_fqn, flags=re.ASCII) is not None
+    except re.error as exc:
+        raise ValueError(f"parameter file key {key!r} is not a valid node name: {exc}") from exc
+
+
+def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested parameter maps become dotted names (``a: {b: 1}`` is ``a.b``), as in ROS."""
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        full = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, full + "."))
+        else:
+            out[full] = value
+    return out
+
+
+def parameter_sections(doc: Any, source: str = "parameter file") -> dict[str, dict[str, Any]]:
+    """Return ``{node key: {parameter: value}}`` of a parsed ROS 2 parameter file, in file order.
+
+    Namespaces may be nested maps (``robot1: {camera_node: {ros__parameters: ...}}`` is the key
+    ``robot1/camera_node``). A key seen twice keeps its first place and merges the parameters,
+    as the ROS parser does. Raises ValueError for a file that is not a parameter file.
+    """
+    if doc is None:
+        return {}
+    if not isinstance(doc, Mapping):
+        raise ValueError(f"{source}: expected node names at the top level, got "
+                         f"{type(doc).__name__}")
+    sections: dict[str, dict[str, Any]] = {}
+
+    def walk(mapping: Mapping[Any, Any], prefix: str) -> None:
+        for raw_key, body in mapping.items():
+            key = str(raw_key)
+            if key == ROS_PARAMETERS:
+                if not prefix:
+                    raise ValueError(f"{source}: {ROS_PARAMETERS} outside any node name")
+                if not isinstance(body, Mapping):
+                    raise ValueError(f"{source}: {prefix}: {ROS_PARAMETERS} must be a map")
+                sections.setdefault(prefix, {}).update(_flatten(body))
+                continue
+            if not isinstance(body, Mapping):
+                raise ValueError(f"{source}: {prefix + '/' if prefix else ''}{key} must hold "
+                                 f"{ROS_PARAMETERS} (or nested node names), got "
+                                 f"{type(body).__name__}")
+            walk(body, f"{prefix}/{key}" if prefix else key)
+
+    walk(doc, "")
+    return sections
+
+
+def _names_this_node(key: str, node: str) -> bool:
+    """True when a key ends in the node's name (not ``*``/``**``): its values are all for it."""
+    return key.rstrip("/").rsplit("/", 1)[-1] == node
+
+
 def load_node_params(
-    node: str, specs: Sequence[ParamSpec], yaml_path: str | Path | None = None
+    node: str,
+    specs: Sequence[ParamSpec],
+    yaml_path: str | Path | None = None,
+    *,
+    namespace: str = "/",
 ) -> dict[str, Any]:
     """Return ``{name: value}`` for ``node``: spec defaults overridden by the YAML file's values.
 
-    Raises ValueError naming the parameter when the YAML holds an unknown or invalid value.
+    The file is read as the node itself reads it when started in ``namespace`` with
+    ``--params-file`` (see ``key_matches``). Raises ValueError naming the parameter when a
+    section meant for this node holds an unknown parameter, or any matching section an invalid
+    value; parameters of other nodes in wildcard sections (``/**``) are left alone, as ROS does.
     """
     values = {s.name: s.default for s in specs}
     if yaml_path is None:
         return values
     with open(yaml_path, encoding="utf-8") as fh:
-        doc = yaml.safe_load(fh) or {}
-    section = {}
-    for key, body in doc.items():
-        if key.strip("/").split("/")[-1] == node or key in ("/**", "**"):
-            section.update((body or {}).get("ros__parameters", {}) or {})
+        doc = yaml.safe_load(fh)
+    fqn = fully_qualified_name(node, namespace)
     by_name = {s.name: s for s in specs}
-    for name, value in section.items():
-        if name not in by_name:
-            if key_is_shared(name):
+    for key, params in parameter_sections(doc, str(yaml_path)).items():
+        if not key_matches(key, fqn):
+            continue
+        for name, value in params.items():
+            spec = by_name.get(name)
+            if spec is None:
+                if _names_this_node(key, node) and not key_is_shared(name):
+                    raise ValueError(f"{yaml_path}: {node} has no parameter {name!r} "
+                                     f"(section {key})")
                 continue
-            raise ValueError(f"{yaml_path}: {node} has no parameter {name!r}")
-        problem = validate_value(by_name[name], value)
-        if problem:
-            raise ValueError(f"{yaml_path}: {problem}")
-        values[name] = float(value) if by_name[name].type is float else value
+            if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
+                # rclpy refuses an integer for a double parameter: the node would not start.
+                raise ValueError(f"{yaml_path}: {name} must be float, got int {value} (ROS "
+                                 f"reads it as an integer: write {float(value)}) (section {key})")
+            problem = validate_value(spec, value)
+            if problem:
+                raise ValueError(f"{yaml_path}: {problem} (section {key})")
+            values[name] = float(value) if spec.type is float else value
     return values
 
 

@@ -26,6 +26,7 @@ from rcl_interfaces.msg import (
     ParameterType,
     SetParametersResult,
 )
+from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -99,13 +100,22 @@ class VisioNode(Node):
         self._specs = {s.name: s for s in specs}
         self.params: dict[str, Any] = {}
         for spec in specs:
-            if spec.type is list and not spec.default:
-                value = self.declare_parameter(
-                    spec.name, Parameter.Type.STRING_ARRAY, _descriptor(spec)
-                ).value
-                value = list(value or [])
-            else:
-                value = self.declare_parameter(spec.name, spec.default, _descriptor(spec)).value
+            try:
+                if spec.type is list and not spec.default:
+                    value = self.declare_parameter(
+                        spec.name, Parameter.Type.STRING_ARRAY, _descriptor(spec)
+                    ).value
+                    value = list(value or [])
+                else:
+                    value = self.declare_parameter(
+                        spec.name, spec.default, _descriptor(spec)
+                    ).value
+            except InvalidParameterTypeException as exc:
+                raise NodeStartupError(
+                    f"parameter {spec.name} must be {spec.type.__name__}"
+                    + (" (a whole number needs a decimal point: 4.0)" if spec.type is float
+                       else "") + f": {exc}"
+                ) from exc
             problem = validate_value(spec, value)
             if problem:
                 raise NodeStartupError(f"parameter {problem}")

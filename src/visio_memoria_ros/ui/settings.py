@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import load_node_params
+from ..config import fully_qualified_name, load_node_params
 from ..config import memory as memory_config
 from ..memory import SQLiteStore
 
@@ -40,6 +40,7 @@ class UiSettings:
 
     db: str = ""
     params_file: str = ""
+    namespace: str = "/"
     address: str = DEFAULT_ADDRESS
     port: int = DEFAULT_PORT
     password_file: str = ""
@@ -53,7 +54,7 @@ class UiSettings:
         if self.db:
             args += ["--db", self.db]
         if self.params_file:
-            args += ["--params-file", self.params_file]
+            args += ["--params-file", self.params_file, "--namespace", self.namespace]
         if self.password_file:
             args += ["--password-file", self.password_file]
         if self.read_only:
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params-file", default="",
                    help="ROS parameter YAML whose memory_node section locates and opens the "
                    "store (data_dir, db_path, crop_format, encryption_key_file/env...)")
+    p.add_argument("--namespace", default="/",
+                   help="read --params-file as the memory_node launched in this ROS namespace "
+                   "does (sections such as /NS/memory_node apply; default /)")
     p.add_argument("--address", default=DEFAULT_ADDRESS,
                    help="address to listen on (default 127.0.0.1; anything but loopback "
                    "needs a password)")
@@ -95,7 +99,9 @@ def parse_settings(argv: Sequence[str] | None = None) -> UiSettings:
     params_file = str(Path(ns.params_file).expanduser().absolute()) if ns.params_file else ""
     password_file = (str(Path(ns.password_file).expanduser().absolute())
                      if ns.password_file else "")
-    return UiSettings(db=db, params_file=params_file, address=ns.address.strip(),
+    fully_qualified_name("memory_node", ns.namespace)  # refuses an invalid namespace
+    return UiSettings(db=db, params_file=params_file, namespace=ns.namespace,
+                      address=ns.address.strip(),
                       port=ns.port, password_file=password_file,
                       password_env=ns.password_env, read_only=ns.read_only)
 
@@ -147,7 +153,7 @@ def check_bind(address: str, password: str | None) -> None:
 def store_params(settings: UiSettings) -> dict[str, Any]:
     """Return memory_node parameters for SQLiteStore.from_params, with the page's overrides."""
     params = load_node_params("memory_node", memory_config.PARAMS,
-                              settings.params_file or None)
+                              settings.params_file or None, namespace=settings.namespace)
     if settings.db:
         # The file's own directory is the data directory: nothing is created elsewhere.
         params["data_dir"] = str(Path(settings.db).parent)

@@ -1,0 +1,98 @@
+"""A node started with ``--params-file`` in a namespace gets what ``load_node_params`` reads.
+
+One user file holds every key form ROS knows (``/**``, ``/**/name``, ``name``, ``/ns/name``,
+nested namespaces, ``/*/name``, ``/ns/*``, ``/ns/**``) with different values; activity_node is
+started with it at ``/``, ``/robot1`` and ``/fleet/robot2`` and its parameters are read back over
+its ``get_parameters`` service. The CLI and the labelling page read parameter files with
+``load_node_params``, so they must see exactly what each node sees.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.dds, pytest.mark.slow]
+
+from rcl_interfaces.srv import GetParameters  # noqa: E402
+from rclpy.parameter import parameter_value_to_python  # noqa: E402
+
+from visio_memoria_ros.config import NODE_PARAMS, load_node_params  # noqa: E402
+
+NODE = "activity_node"
+USER_FILE = """\
+/**:
+  ros__parameters:
+    smoothing_time_constant: 1.5
+    stale_after: 4.0
+    data_dir: /nonexistent/only_memory_node_has_this   # another node's: ignored here
+/**/activity_node:
+  ros__parameters:
+    stale_after: 5.0
+    dynamics_window: 2.0
+activity_node:
+  ros__parameters:
+    walk_speed: 0.5
+/robot1/activity_node:
+  ros__parameters:
+    approach_rate: 0.3
+fleet:
+  robot2:
+    activity_node:
+      ros__parameters:
+        approach_rate: 0.4
+/*/activity_node:
+  ros__parameters:
+    sitting_max_aspect: 2.0
+/robot1/*:
+  ros__parameters:
+    dynamics_min_span: 0.5
+/fleet/**:
+  ros__parameters:
+    dynamics_min_span: 0.6
+/robot2/activity_node:
+  ros__parameters:
+    walk_speed: 0.9
+"""
+COMMON = {"smoothing_time_constant": 1.5, "stale_after": 5.0, "dynamics_window": 2.0}
+#: What each key form gives, worked out by hand from the ROS rules.
+EXPECTED = {
+    "/": {**COMMON, "walk_speed": 0.5},
+    "/robot1": {**COMMON, "approach_rate": 0.3, "sitting_max_aspect": 2.0,
+                "dynamics_min_span": 0.5},
+    "/fleet/robot2": {**COMMON, "approach_rate": 0.4, "dynamics_min_span": 0.6},
+}
+
+
+def _read_back(ros, namespace: str, names: list[str], proc) -> dict[str, object]:
+    prefix = namespace.rstrip("/")
+    client = ros.node.create_client(GetParameters, f"{prefix}/{NODE}/get_parameters")
+    resp = ros.call(client, GetParameters.Request(names=names), 60, [proc], resend_after=5.0)
+    return {n: parameter_value_to_python(v) for n, v in zip(names, resp.values, strict=True)}
+
+
+@pytest.mark.parametrize("namespace", list(EXPECTED))
+def test_node_in_a_namespace_reads_the_file_as_load_node_params_does(
+    ros, launch, tmp_path, namespace
+):
+    path = tmp_path / "my.yaml"
+    path.write_text(USER_FILE)
+    specs = NODE_PARAMS[NODE]
+    remap = {"__ns": namespace} if namespace != "/" else {}
+    proc = launch(NODE, params_file=path, remap=remap)
+    names = [s.name for s in specs]
+    node_values = _read_back(ros, namespace, names, proc)
+    cli_values = load_node_params(NODE, specs, path, namespace=namespace)
+    assert cli_values == node_values
+    defaults = {s.name: s.default for s in specs}
+    assert cli_values == {**defaults, **EXPECTED[namespace]}
+
+
+def test_an_integer_for_a_float_is_refused_by_node_and_cli_alike(launch, tmp_path):
+    """rclpy refuses ``stale_after: 4`` for a double: the CLI refuses what the node refuses."""
+    path = tmp_path / "int.yaml"
+    path.write_text("/**/activity_node:\n  ros__parameters:\n    stale_after: 4\n")
+    with pytest.raises(ValueError, match=r"stale_after must be float.*write 4\.0"):
+        load_node_params(NODE, NODE_PARAMS[NODE], path, namespace="robot1")
+    proc = launch(NODE, params_file=path, remap={"__ns": "/robot1"})
+    assert proc.wait(60) == 1
+    assert "cannot start: parameter stale_after must be float" in proc.output()
