@@ -20,10 +20,12 @@ PARAMS: list[ParamSpec] = [
     ParamSpec(
         "face_embedder",
         "dlib",
-        "Identity embedder for aligned face crops: dlib (ResNet 128-d, ships offline), dinov3 "
-        "(class token, weak for identity) or onnx (an ArcFace-style model you supply). Changing "
-        "it means the gallery must be re-embedded from stored crops.",
-        choices=("dlib", "dinov3", "onnx"),
+        "Identity embedder for aligned face crops: dlib (dlib's ResNet 128-d, ships offline; run "
+        "in PyTorch, batched, on `device`, falling back to dlib's C++ when torch cannot run it), "
+        "dlib_torch / dlib_cpp (force one engine; all three give the same vectors and id), "
+        "dinov3 (class token, weak for identity) or onnx (an ArcFace-style model you supply). "
+        "Changing the model means the gallery must be re-embedded from stored crops.",
+        choices=("dlib", "dlib_torch", "dlib_cpp", "dinov3", "onnx"),
         read_only=True,
     ),
     ParamSpec(
@@ -38,7 +40,8 @@ PARAMS: list[ParamSpec] = [
     ParamSpec(
         "device",
         "cpu",
-        "Torch device for DINOv3: auto, cpu, cuda or cuda:N (dlib and ONNX run on the CPU).",
+        "Torch device for DINOv3 and the dlib ResNet: auto, cpu, cuda or cuda:N (dlib_cpp and "
+        "ONNX run on the CPU).",
         allow_empty=False,
         read_only=True,
     ),

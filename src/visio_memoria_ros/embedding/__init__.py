@@ -1,5 +1,6 @@
-"""Embedding room: face identity embedders (dlib, DINOv3, ONNX), DINOv3 scene features and
-the per-track embed policy. Imports only ``core`` and ``config``; never rclpy.
+"""Embedding room: face identity embedders (dlib's ResNet in torch or dlib's C++, DINOv3,
+ONNX), DINOv3 scene features and the per-track embed policy. Imports only ``core`` and
+``config``; never rclpy.
 
 Heavy modules (torch, dlib, OpenCV DNN) load on first use of the class that needs them.
 """
@@ -23,7 +24,9 @@ _LAZY = {
     "DinoV3Embedder": ".dinov3",
     "SceneFeatures": ".dinov3",
     "combine_scene": ".dinov3",
+    "DlibFaceChipper": ".dlib_face",
     "DlibFaceEmbedder": ".dlib_face",
+    "DlibTorchFaceEmbedder": ".dlib_torch",
     "DlibLandmarker": ".dlib_face",
     "landmarks_from_dlib5": ".dlib_face",
     "OnnxFaceEmbedder": ".onnx_face",
@@ -39,8 +42,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DinoV3Embedder",
+    "DlibFaceChipper",
     "DlibFaceEmbedder",
     "DlibLandmarker",
+    "DlibTorchFaceEmbedder",
     "EmbedDecision",
     "EmbedPolicy",
     "EmbedPolicyConfig",

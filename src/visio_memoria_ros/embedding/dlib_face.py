@@ -1,4 +1,5 @@
-"""The dlib ResNet face embedder (128-d), the offline default, and dlib-landmark helpers."""
+"""dlib's ResNet face embedder (128-d) run by dlib's C++, its face-chip helper, and dlib-landmark
+helpers. ``dlib_torch`` runs the same network in PyTorch on the same chips."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def landmarks_from_dlib5(points: np.ndarray) -> np.ndarray:
     return full.astype(np.float32)
 
 
-def _default_model_paths() -> tuple[str, str]:
+def default_model_paths() -> tuple[str, str]:
     """The dlib recognition and 5-point model files shipped in ``face_recognition_models``.
 
     Located without importing the package (its ``__init__`` needs the deprecated pkg_resources).
@@ -81,7 +82,7 @@ def _default_model_paths() -> tuple[str, str]:
     )
 
 
-def _require_file(path: str | Path, what: str) -> str:
+def require_file(path: str | Path, what: str) -> str:
     """Return ``path`` as str, or raise FileNotFoundError naming it."""
     p = Path(path).expanduser()
     if not p.is_file():
@@ -89,8 +90,50 @@ def _require_file(path: str | Path, what: str) -> str:
     return str(p)
 
 
+class DlibFaceChipper:
+    """dlib's 150x150 face chip of a canonical crop: 5-point shape predictor + get_face_chip.
+
+    The predictor starts from ``predictor_box``, where dlib's HOG detector puts its box on a
+    canonical crop; the chip is what dlib's ResNet was trained on (padding 0.25).
+    """
+
+    def __init__(
+        self,
+        shape_predictor_path: str | Path | None = None,
+        *,
+        predictor_box: tuple[int, int, int, int] = DLIB_BOX_IN_CANONICAL,
+        size: int = 150,
+        padding: float = 0.25,
+    ) -> None:
+        """Load the 5-point shape predictor once; None = the face_recognition_models copy."""
+        import dlib
+
+        if shape_predictor_path is None:
+            shape_predictor_path = default_model_paths()[1]
+        path = require_file(shape_predictor_path, "dlib 5-point shape predictor")
+        self._dlib = dlib
+        try:
+            self._predictor = dlib.shape_predictor(path)
+        except RuntimeError as exc:  # dlib's serialization_error
+            raise ValueError(f"dlib cannot read the shape predictor {path}: {exc}") from exc
+        self._box = dlib.rectangle(*(int(v) for v in predictor_box))
+        self._size = int(size)
+        self._padding = float(padding)
+        self.path = path
+
+    def chips(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Return one (size, size, 3) uint8 RGB chip per validated canonical crop."""
+        out = []
+        for crop in crops:
+            shape = self._predictor(crop, self._box)
+            out.append(
+                self._dlib.get_face_chip(crop, shape, size=self._size, padding=self._padding)
+            )
+        return out
+
+
 class DlibFaceEmbedder:
-    """dlib ResNet (128-d) on dlib's own face chip, derived from the canonical crop."""
+    """dlib ResNet (128-d) run by dlib's C++ on dlib's own face chip of the canonical crop."""
 
     def __init__(
         self,
@@ -104,19 +147,19 @@ class DlibFaceEmbedder:
         import dlib
 
         if recognition_model_path is None or shape_predictor_path is None:
-            default_rec, default_sp = _default_model_paths()
+            default_rec, default_sp = default_model_paths()
             recognition_model_path = recognition_model_path or default_rec
             shape_predictor_path = shape_predictor_path or default_sp
         if num_jitters < 0:
             raise ValueError(f"num_jitters must be >= 0, got {num_jitters}")
-        rec = _require_file(recognition_model_path, "dlib face recognition model")
-        sp = _require_file(shape_predictor_path, "dlib 5-point shape predictor")
-        self._dlib = dlib
-        self._facerec = dlib.face_recognition_model_v1(rec)
-        self._predictor = dlib.shape_predictor(sp)
-        self._box = dlib.rectangle(*(int(v) for v in predictor_box))
+        rec = require_file(recognition_model_path, "dlib face recognition model")
+        self._chipper = DlibFaceChipper(shape_predictor_path, predictor_box=predictor_box)
+        try:
+            self._facerec = dlib.face_recognition_model_v1(rec)
+        except RuntimeError as exc:  # dlib's serialization_error
+            raise ValueError(f"dlib cannot read the face recognition model {rec}: {exc}") from exc
         self._num_jitters = int(num_jitters)
-        LOG.info("dlib face embedder loaded: %s, %s", rec, sp)
+        LOG.info("dlib face embedder (dlib C++) loaded: %s, %s", rec, self._chipper.path)
 
     @property
     def id(self) -> str:
@@ -130,12 +173,7 @@ class DlibFaceEmbedder:
 
     def face_chips(self, canonical_crops: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Return dlib's 150x150 aligned chip for each canonical crop (what the ResNet sees)."""
-        crops = check_canonical_crops(canonical_crops)
-        chips = []
-        for crop in crops:
-            shape = self._predictor(crop, self._box)
-            chips.append(self._dlib.get_face_chip(crop, shape, size=150, padding=0.25))
-        return chips
+        return self._chipper.chips(check_canonical_crops(canonical_crops))
 
     def raw_descriptors(self, canonical_crops: Sequence[np.ndarray]) -> np.ndarray:
         """Return dlib's unnormalised (N, 128) descriptors (its 0.6 Euclidean convention)."""
@@ -161,10 +199,10 @@ class DlibLandmarker:
         import dlib
 
         if shape_predictor_path is None:
-            shape_predictor_path = _default_model_paths()[1]
+            shape_predictor_path = default_model_paths()[1]
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(
-            _require_file(shape_predictor_path, "dlib 5-point shape predictor")
+            require_file(shape_predictor_path, "dlib 5-point shape predictor")
         )
         self._upsample = int(upsample)
 
@@ -182,7 +220,10 @@ class DlibLandmarker:
 __all__ = [
     "DLIB_BOX_IN_CANONICAL",
     "DLIB_NOSE_BASE_112",
+    "DlibFaceChipper",
     "DlibFaceEmbedder",
     "DlibLandmarker",
+    "default_model_paths",
     "landmarks_from_dlib5",
+    "require_file",
 ]

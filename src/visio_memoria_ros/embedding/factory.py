@@ -12,7 +12,10 @@ from .policy import EmbedPolicy, EmbedPolicyConfig
 
 LOG = logging.getLogger(__name__)
 
-FACE_EMBEDDERS = ("dlib", "dinov3", "onnx")
+#: ``dlib`` = dlib's ResNet run by the PyTorch port (batched, threads, CUDA), or by dlib's C++
+#: when torch cannot run it (not installed, jitters asked, an unknown .dat); ``dlib_torch`` /
+#: ``dlib_cpp`` force one engine. All three give the same vectors and id (dlib_resnet_v1_128).
+FACE_EMBEDDERS = ("dlib", "dlib_torch", "dlib_cpp", "dinov3", "onnx")
 SCENE_EMBEDDERS = ("auto", "dinov3", "none")
 DINOV3_SOURCES = ("pretrained_dir", "hub")
 
@@ -60,9 +63,7 @@ def build_dinov3(
     raise ValueError(f"unknown dinov3_source {dinov3_source!r}; choose one of {DINOV3_SOURCES}")
 
 
-def tolerant_embed_fn(
-    embedder: FaceEmbedder, on_batch: Any = None
-) -> Any:
+def tolerant_embed_fn(embedder: FaceEmbedder, on_batch: Any = None) -> Any:
     """Return ``fn(crops) -> list[vector | None]`` for re-embedding stored crops.
 
     Crops not of the canonical size are resized; a crop the embedder refuses gives None (the
@@ -94,19 +95,72 @@ def tolerant_embed_fn(
     return embed
 
 
+def build_dlib_cpp(**params: Any) -> FaceEmbedder:
+    """dlib's ResNet run by dlib's own C++ (``face_recognition_model_v1``)."""
+    from .dlib_face import DlibFaceEmbedder
+
+    return DlibFaceEmbedder(
+        recognition_model_path=_opt_path(params.get("dlib_recognition_model_path")),
+        shape_predictor_path=_opt_path(params.get("dlib_shape_predictor_path")),
+        num_jitters=int(params.get("dlib_num_jitters", 0)),
+    )
+
+
+def build_dlib_torch(**params: Any) -> FaceEmbedder:
+    """dlib's ResNet in PyTorch on ``device`` at ``precision``, ``torch_num_threads`` threads.
+
+    Only the jitter-free descriptor is ported: ``dlib_num_jitters`` > 0 raises ValueError.
+    """
+    jitters = int(params.get("dlib_num_jitters", 0))
+    if jitters != 0:
+        raise ValueError(
+            f"dlib_num_jitters={jitters}: the torch port computes the jitter-free descriptor "
+            "only; use face_embedder dlib_cpp (or dlib) for jittered descriptors"
+        )
+    from .dlib_torch import DlibTorchFaceEmbedder
+
+    return DlibTorchFaceEmbedder(
+        recognition_model_path=_opt_path(params.get("dlib_recognition_model_path")),
+        shape_predictor_path=_opt_path(params.get("dlib_shape_predictor_path")),
+        device=str(params.get("device", "cpu") or "cpu"),
+        precision=str(params.get("precision", "fp32") or "fp32"),
+        num_threads=int(params.get("torch_num_threads", 0)),
+    )
+
+
+def build_dlib(**params: Any) -> FaceEmbedder:
+    """dlib's ResNet: the torch port, or dlib's C++ (with a warning) where the port cannot run.
+
+    Falls back on a missing torch, on ``dlib_num_jitters`` > 0 and on a .dat the port cannot
+    read; a missing file or a bad device/precision is an error either way.
+    """
+    if int(params.get("dlib_num_jitters", 0)) > 0:
+        LOG.info("dlib_num_jitters > 0: dlib's C++ computes the jittered descriptors")
+        return build_dlib_cpp(**params)
+    try:
+        return build_dlib_torch(**params)
+    except ImportError as exc:
+        LOG.warning("dlib ResNet falls back to dlib's C++ (torch unavailable: %s)", exc)
+    except ValueError as exc:
+        from .dlib_torch import DlibModelError
+
+        if not isinstance(exc, DlibModelError):
+            raise
+        LOG.warning("dlib ResNet falls back to dlib's C++ (the torch port cannot read it: %s)", exc)
+    return build_dlib_cpp(**params)
+
+
 def build_face_embedder(kind: str, *, dinov3: Any = None, **params: Any) -> FaceEmbedder:
-    """Return the face embedder ``kind`` (dlib | dinov3 | onnx) built from parameters.
+    """Return the face embedder ``kind`` (see ``FACE_EMBEDDERS``) built from parameters.
 
     ``dinov3`` may pass an already loaded DinoV3Embedder so the model is not loaded twice.
     """
     if kind == "dlib":
-        from .dlib_face import DlibFaceEmbedder
-
-        return DlibFaceEmbedder(
-            recognition_model_path=_opt_path(params.get("dlib_recognition_model_path")),
-            shape_predictor_path=_opt_path(params.get("dlib_shape_predictor_path")),
-            num_jitters=int(params.get("dlib_num_jitters", 0)),
-        )
+        return build_dlib(**params)
+    if kind == "dlib_torch":
+        return build_dlib_torch(**params)
+    if kind == "dlib_cpp":
+        return build_dlib_cpp(**params)
     if kind == "dinov3":
         return dinov3 if dinov3 is not None else build_dinov3(**params)
     if kind == "onnx":
@@ -189,6 +243,9 @@ __all__ = [
     "SCENE_EMBEDDERS",
     "EmbeddingStack",
     "build_dinov3",
+    "build_dlib",
+    "build_dlib_cpp",
+    "build_dlib_torch",
     "build_embed_policy",
     "build_embedding_stack",
     "build_face_embedder",
