@@ -238,44 +238,70 @@ class StageStats:
             }
 
 
+#: Diagnostic levels as plain ints (DiagnosticStatus holds them as one byte).
+OK, WARN, ERROR = 0, 1, 2
+
+#: What a node reports about its own health: (level, message), e.g. (ERROR, "no gallery").
+Health = tuple[int, str]
+
+
 class StageDiagnostics:
-    """Publishes one stage's counters on /diagnostics once a second."""
+    """Publishes one stage's counters on /diagnostics once a second.
+
+    ``counters`` adds values (numbers or text); ``health`` adds the node's own verdict
+    (e.g. ERROR while it has no gallery): the worst of it and the counters' verdict is sent.
+    """
 
     def __init__(
         self,
         node: Node,
         name: str,
         stats: StageStats,
-        counters: Callable[[], dict[str, float]] | None = None,
+        counters: Callable[[], dict[str, float | str]] | None = None,
+        health: Callable[[], Health | None] | None = None,
     ) -> None:
         self._node = node
         self._name = name
         self._stats = stats
         self._counters = counters
+        self._health = health
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._timer = node.create_timer(1.0, self.publish)
 
-    def publish(self) -> None:
-        """Publish the current counters (OK, WARN when dropping most input, ERROR when failing)."""
+    def status(self) -> DiagnosticStatus:
+        """The current status: OK, WARN when dropping most input, ERROR when every item fails,
+        or worse when ``health`` says so."""
         summary = self._stats.summary()
         extra = self._counters() if self._counters else {}
+        level, message = OK, "ok"
+        received, dropped = float(extra.get("received", 0.0)), float(extra.get("dropped", 0.0))
+        if summary["errors"] and summary["processed"] == 0:
+            level, message = ERROR, "every item failed"
+        elif dropped and dropped > received / 2:
+            level, message = WARN, "dropping more than half of the input: processing is too slow"
+        own = self._health() if self._health else None
+        if own is not None and own[0] > OK:
+            if own[0] > level:
+                level, message = own[0], own[1] if level == OK else f"{own[1]}; {message}"
+            else:
+                message = f"{message}; {own[1]}"
         status = DiagnosticStatus()
         status.name = f"{self._node.get_fully_qualified_name()}: {self._name}"
         status.hardware_id = "visio_memoria"
-        status.level = DiagnosticStatus.OK
-        status.message = "ok"
-        received, dropped = extra.get("received", 0.0), extra.get("dropped", 0.0)
-        if summary["errors"] and summary["processed"] == 0:
-            status.level = DiagnosticStatus.ERROR
-            status.message = "every item failed"
-        elif dropped and dropped > received / 2:
-            status.level = DiagnosticStatus.WARN
-            status.message = "dropping more than half of the input: processing is too slow"
+        status.level = bytes([level])
+        status.message = message
         values = {**summary, **extra}
-        status.values = [KeyValue(key=k, value=f"{v:.6g}") for k, v in values.items()]
+        status.values = [
+            KeyValue(key=k, value=v if isinstance(v, str) else f"{v:.6g}")
+            for k, v in values.items()
+        ]
+        return status
+
+    def publish(self) -> None:
+        """Publish the current status."""
         msg = DiagnosticArray()
         msg.header.stamp = self._node.get_clock().now().to_msg()
-        msg.status = [status]
+        msg.status = [self.status()]
         self._pub.publish(msg)
 
 
