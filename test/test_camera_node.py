@@ -1,13 +1,18 @@
-"""camera_node over DDS: stamped frames from an image list; clear failures for bad sources."""
+"""camera_node over DDS: stamped frames; what happens at the end of a file source; missing and
+unplugged cameras retried with back-off, reported on /diagnostics."""
 
 from __future__ import annotations
+
+import time
 
 import cv2
 import numpy as np
 import pytest
+from mjpeg_server import MjpegServer, free_port
 
 pytestmark = pytest.mark.dds
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from visio_memoria_ros.nodes.common import SENSOR_QOS  # noqa: E402
@@ -22,6 +27,27 @@ def frames(tmp_path):
         cv2.imwrite(str(path), img)
         paths.append(path)
     return paths
+
+
+class CameraStatus:
+    """camera_node's status on /diagnostics, as it arrives."""
+
+    def __init__(self, ros) -> None:
+        self.history: list[DiagnosticStatus] = []
+        ros.node.create_subscription(DiagnosticArray, "/diagnostics", self._on, 50)
+
+    def _on(self, msg: DiagnosticArray) -> None:
+        self.history += [s for s in msg.status if s.name.endswith("camera_node: camera")]
+
+    def values(self, status: DiagnosticStatus) -> dict[str, str]:
+        return {kv.key: kv.value for kv in status.values}
+
+    def seen(self, level: bytes, state: str, **values: str) -> bool:
+        return any(
+            s.level == level and self.values(s)["state"] == state
+            and all(self.values(s)[k] == v for k, v in values.items())
+            for s in self.history
+        )
 
 
 def test_publishes_stamped_frames_with_frame_id(ros, launch, frames):
@@ -46,18 +72,92 @@ def test_publishes_stamped_frames_with_frame_id(ros, launch, frames):
     assert stamps == sorted(stamps)
 
 
-def test_ends_cleanly_at_the_end_of_a_list(launch, frames):
+def test_on_source_end_shutdown_exits_0_at_the_end_of_a_list(launch, frames):
     cam = launch(
-        "camera_node", params={"source": ",".join(map(str, frames)), "rate": 30.0, "loop": False}
+        "camera_node",
+        params={
+            "source": ",".join(map(str, frames)), "rate": 30.0, "loop": False,
+            "on_source_end": "shutdown",
+        },
     )
     assert cam.wait(timeout=30) == 0
-    assert "end of" in cam.output()
+    assert "source ended after 3 frames; exiting (on_source_end: shutdown)" in cam.output()
+
+
+@pytest.mark.parametrize("limit", [0, 2])
+def test_on_source_end_keep_stays_alive_and_reports_the_end(ros, launch, frames, limit):
+    status = CameraStatus(ros)
+    received = ros.collect(Image, "image_raw", SENSOR_QOS)
+    cam = launch(
+        "camera_node",
+        params={"source": str(frames[0].parent), "rate": 30.0, "loop": limit > 0,
+                "max_frames": limit},  # on_source_end: keep is the default
+    )
+    n = limit or 3
+    ros.spin_until(
+        lambda: status.seen(DiagnosticStatus.OK, "ended", frames=str(n)), 30,
+        "'source ended' on /diagnostics", [cam],
+    )
+    ended = next(s for s in status.history if status.values(s)["state"] == "ended")
+    assert ended.message == f"source ended after {n} frames"
+    # Still there, idle: reports keep coming, no frame is published again.
+    reports = len(status.history)
+    before = len(received)
+    ros.spin_until(lambda: len(status.history) >= reports + 2, 30, "two more reports", [cam])
+    assert cam.alive() and len(received) == before
+    assert all(status.values(s)["state"] == "ended" for s in status.history[reports:])
 
 
 @pytest.mark.parametrize("source", ["/nonexistent/video.mp4", "/dev/video99"])
-def test_missing_source_is_one_clear_error_and_nonzero_exit(launch, source):
-    cam = launch("camera_node", params={"source": source})
-    assert cam.wait(timeout=30) != 0
+def test_missing_source_is_retried_with_back_off_then_exits_1(ros, launch, source):
+    status = CameraStatus(ros)
+    start = time.monotonic()
+    cam = launch(
+        "camera_node",
+        params={"source": source, "reconnect_attempts": 2, "reconnect_delay": 2.0},
+    )
+    ros.spin_until(
+        lambda: status.seen(DiagnosticStatus.WARN, "retrying"), 30, "WARN while retrying", [],
+    )
+    ros.spin_until(
+        lambda: status.seen(DiagnosticStatus.ERROR, "failed", failures="3"), 60,
+        "ERROR when it gives up", [],
+    )
+    assert cam.wait(timeout=30) == 1
+    assert time.monotonic() - start >= 2.0 + 4.0  # two waits, doubling: no tight loop
+    warn = next(s for s in status.history if s.level == DiagnosticStatus.WARN)
+    assert source in warn.message and "retry 1 of 2" in warn.message
+    error = next(s for s in status.history if s.level == DiagnosticStatus.ERROR)
+    assert error.message.startswith("gave up after 3 failed attempts") and source in error.message
     out = cam.output()
-    assert "cannot start" in out and source in out
+    assert out.count("[ERROR]") == 2  # the first failure, and giving up
+    assert "retrying up to 2 times" in out and "giving up after 3 attempts" in out
     assert "Traceback" not in out
+
+
+def test_network_camera_unplugged_mid_stream_is_reopened(ros, launch):
+    server = MjpegServer(free_port()).start()
+    status = CameraStatus(ros)
+    received = ros.collect(Image, "image_raw", SENSOR_QOS)
+    cam = launch(
+        "camera_node",
+        params={"source": server.url, "rate": 20.0, "reconnect_attempts": 100,
+                "reconnect_delay": 0.5, "reconnect_max_delay": 1.0},
+    )
+    try:
+        ros.spin_until(lambda: len(received) >= 3, 60, "frames from the stream", [cam])
+        server.stop()  # unplugged
+        ros.spin_until(
+            lambda: status.seen(DiagnosticStatus.WARN, "retrying"), 30, "WARN", [cam]
+        )
+        gap = len(received)
+        server.start()  # plugged back in
+        ros.spin_until(
+            lambda: status.seen(DiagnosticStatus.OK, "running", reconnects="1")
+            and len(received) >= gap + 3,
+            60, "frames again after the reconnection", [cam],
+        )
+        assert cam.alive()
+        assert "stopped delivering frames" in cam.output()
+    finally:
+        server.stop()

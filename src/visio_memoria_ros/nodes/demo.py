@@ -214,7 +214,8 @@ def live(out: Path, source: str) -> int:
     client = DemoClient(out / "overlay", max_frames=500)
     params = _graph_params(out)
     procs = [_start(n, out, params[n]) for n in NODES]
-    procs.append(_start("camera_node", out, {"source": source, "rate": 15.0, "loop": False}))
+    procs.append(_start("camera_node", out, {"source": source, "rate": 15.0, "loop": False,
+                                             "on_source_end": "shutdown"}))
     _say(f"running on {source!r}; label unknown faces with the services or "
          "`python -m visio_memoria_ros.ui`; Ctrl-C to stop")
     try:
