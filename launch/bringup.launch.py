@@ -13,8 +13,14 @@ A camera driver started outside this file should get the same Fast DDS profile:
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import (
+    DeclareLaunchArgument,
+    RegisterEventHandler,
+    SetEnvironmentVariable,
+    Shutdown,
+)
 from launch.conditions import IfCondition
+from launch.event_handlers import OnProcessExit
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -63,6 +69,14 @@ def generate_launch_description():
             description="Start camera_node (false when a driver publishes image_topic).",
         ),
         DeclareLaunchArgument(
+            "on_source_end",
+            default_value="keep",
+            choices=["keep", "shutdown"],
+            description="When camera_node's file or folder source ends (loop false, or "
+            "max_frames): keep = the graph keeps running, the camera idle and reporting the end "
+            "on /diagnostics; shutdown = the whole launch shuts down cleanly.",
+        ),
+        DeclareLaunchArgument(
             "start_overlay",
             default_value="true",
             description="Start overlay_node (annotated image for rviz).",
@@ -82,13 +96,13 @@ def generate_launch_description():
     ]
     dds_environment = [SetEnvironmentVariable(dds_profile_var, LaunchConfiguration("dds_profile"))]
 
-    def node(executable, remappings=(), condition=None):
+    def node(executable, remappings=(), condition=None, params=None):
         return Node(
             package=PACKAGE,
             executable=executable,
             name=executable,
             namespace=namespace,
-            parameters=[params_file, {"use_sim_time": use_sim_time}],
+            parameters=[params_file, {"use_sim_time": use_sim_time, **(params or {})}],
             remappings=list(remappings),
             arguments=["--ros-args", "--log-level", log_level],
             output="screen",
@@ -97,12 +111,20 @@ def generate_launch_description():
             condition=condition,
         )
 
+    camera = node(
+        "camera_node",
+        [("image_raw", image_topic)],
+        condition=IfCondition(LaunchConfiguration("start_camera")),
+        params={"on_source_end": LaunchConfiguration("on_source_end")},
+    )
+    # on_source_end:=shutdown: camera_node exits 0 when its source ends; end the launch then
+    # (respawn waits respawn_delay and is cancelled by the shutdown). Exit 1 (a camera that
+    # could not be reopened) is left to respawn.
+    source_end = RegisterEventHandler(
+        OnProcessExit(target_action=camera, on_exit=_shutdown_when_source_ended)
+    )
     nodes = [
-        node(
-            "camera_node",
-            [("image_raw", image_topic)],
-            condition=IfCondition(LaunchConfiguration("start_camera")),
-        ),
+        camera,
         node("detector_node", [("image_raw", image_topic)]),
         node("embedding_node"),
         node("identity_node"),
@@ -114,4 +136,11 @@ def generate_launch_description():
             condition=IfCondition(LaunchConfiguration("start_overlay")),
         ),
     ]
-    return LaunchDescription(arguments + dds_environment + nodes)
+    return LaunchDescription(arguments + dds_environment + nodes + [source_end])
+
+
+def _shutdown_when_source_ended(event, context):
+    """Shut the launch down when camera_node ended cleanly and on_source_end is shutdown."""
+    if event.returncode == 0 and context.launch_configurations.get("on_source_end") == "shutdown":
+        return [Shutdown(reason="camera_node's source ended (on_source_end:=shutdown)")]
+    return None
