@@ -358,8 +358,8 @@ def parse_dlib_resnet(path: str | Path) -> tuple[NetSpec, dict[str, torch.Tensor
         for i in range(versions.count(2) + 1):
             records.append(_read_layer(r))
             _read_layer_state(r, 3 if i == 0 else 2)
-        if r.pos != len(r.data):
-            raise r.fail(f"{len(r.data) - r.pos} unread bytes after the last layer")
+        if r.pos != len(r.data):  # dlib itself stops reading there too
+            LOG.warning("%s: %d bytes after the last layer ignored", p, len(r.data) - r.pos)
     except DlibModelError:
         raise
     except (ValueError, IndexError) as exc:
