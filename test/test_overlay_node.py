@@ -5,13 +5,20 @@ from __future__ import annotations
 import math
 import time
 
+import cv2
 import numpy as np
 import pytest
 
 pytestmark = pytest.mark.dds
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+from rclpy.qos import (  # noqa: E402
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+)
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from visio_memoria.msg import Activity, ActivityArray, Identity, IdentityArray  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
@@ -24,7 +31,25 @@ from visio_memoria_ros.nodes.common import (  # noqa: E402
 )
 from visio_memoria_ros.nodes.images import rgb_to_msg  # noqa: E402
 
+try:  # Iron and later
+    from rclpy.event_handler import (
+        PublisherEventCallbacks,
+        SubscriptionEventCallbacks,
+    )
+except ImportError:  # Humble
+    from rclpy.qos_event import (
+        PublisherEventCallbacks,
+        SubscriptionEventCallbacks,
+    )
+
 T0 = 1_700_000_000.0
+#: What rviz2's Image display subscribes with by default: reliable, keep last 5, volatile.
+RVIZ_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=5,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
 H, W = 120, 160
 GREY = 128
 FACE_BOX = (40.0, 30.0, 100.0, 90.0)  # x1, y1, x2, y2
@@ -48,13 +73,23 @@ def pixels(msg: Image) -> np.ndarray:
 class Overlay:
     """The test's side of a running overlay_node: publishers, collected outputs, waits."""
 
-    def __init__(self, ros, proc, *, markers: bool = False) -> None:
+    def __init__(
+        self,
+        ros,
+        proc,
+        *,
+        markers: bool = False,
+        overlay_qos: QoSProfile = SENSOR_QOS,
+        input_topic: str = "image_raw",
+        input_type: type = Image,
+        input_qos: QoSProfile = SENSOR_QOS,
+    ) -> None:
         self.ros, self.proc = ros, proc
         self.images: list[Image] = []
         self.markers: list[MarkerArray] = []
         self.errors = 0
         node = ros.node
-        subs = [node.create_subscription(Image, "overlay/image", self.images.append, SENSOR_QOS)]
+        subs = [node.create_subscription(Image, "overlay/image", self.images.append, overlay_qos)]
         if markers:
             subs.append(
                 node.create_subscription(
@@ -62,7 +97,7 @@ class Overlay:
                 )
             )
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self.image_pub = node.create_publisher(Image, "image_raw", SENSOR_QOS)
+        self.image_pub = node.create_publisher(input_type, input_topic, input_qos)
         self.identity_pub = node.create_publisher(IdentityArray, "identities", RELIABLE_QOS)
         self.activity_pub = node.create_publisher(ActivityArray, "activities", RELIABLE_QOS)
         for pub in (self.image_pub, self.identity_pub, self.activity_pub):
@@ -224,3 +259,72 @@ def test_results_pairing_draws_an_image_when_its_own_identities_arrive(ros, laun
         ov.image_pub.publish(grey_image(lonely))
         ros.executor.spin_once(timeout_sec=0.1)
     assert ov.output_for(lonely) is None
+
+
+def test_rviz_default_subscription_receives_the_overlay(ros, launch):
+    """overlay/image is reliable by default: rviz2's Image display (reliable) gets it, and a
+    best-effort subscriber too."""
+    proc = launch("overlay_node", params={"pair_with": "images"})
+    ov = Overlay(ros, proc, overlay_qos=RVIZ_QOS)
+    best_effort: list[Image] = []
+    sub = ros.node.create_subscription(Image, "overlay/image", best_effort.append, SENSOR_QOS)
+    ros.wait_for_publishers(sub, 1, 30, [proc])
+    ov.identity_pub.publish(identities(T0))
+    x1, y1, _, y2 = (int(v) for v in FACE_BOX)
+
+    def boxed(msg: Image) -> bool:
+        return tuple(pixels(msg)[(y1 + y2) // 2, x1]) == KNOWN_GREEN
+
+    out = ov.draw(grey_image(T0), boxed, "an overlay on the rviz-like subscription")
+    assert out.header == header(T0)
+    ros.spin_until(lambda: any(m.header == header(T0) for m in best_effort), 20,
+                   "the same overlay on a best-effort subscription", [proc])
+
+
+def test_best_effort_overlay_is_refused_by_rviz_default_subscription(ros, launch):
+    """overlay_reliability: best_effort is what rviz2 (reliable by default) cannot receive."""
+    incompatible = []
+    ros.node.create_subscription(
+        Image, "overlay/image", lambda m: None, RVIZ_QOS,
+        event_callbacks=SubscriptionEventCallbacks(incompatible_qos=incompatible.append),
+    )
+    proc = launch("overlay_node", params={"overlay_reliability": "best_effort"})
+    ros.spin_until(lambda: bool(incompatible), 30, "rviz's incompatible-QoS event", [proc])
+    assert incompatible[0].last_policy_kind.name.endswith("RELIABILITY")
+
+
+def test_compressed_reliable_input_through_a_remapped_topic(ros, launch):
+    """image_transport: compressed reads <image_raw resolved>/compressed; image_reliability:
+    reliable takes a reliable publisher and refuses a best-effort one."""
+    proc = launch(
+        "overlay_node",
+        params={"pair_with": "images", "image_transport": "compressed",
+                "image_reliability": "reliable"},
+        remap={"image_raw": "/cam/front"},
+    )
+    reliable_input = QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE
+    )
+    ov = Overlay(ros, proc, input_topic="/cam/front/compressed", input_type=CompressedImage,
+                 input_qos=reliable_input)
+    refused = []
+    ros.node.create_publisher(
+        CompressedImage, "/cam/front/compressed", SENSOR_QOS,
+        event_callbacks=PublisherEventCallbacks(incompatible_qos=refused.append),
+    )
+    ros.spin_until(lambda: bool(refused), 30, "a best-effort publisher refused", [proc])
+
+    def png(t: float) -> CompressedImage:
+        _, data = cv2.imencode(".png", np.full((H, W, 3), GREY, np.uint8))
+        return CompressedImage(header=header(t), format="bgr8; png compressed bgr8",
+                               data=data.tobytes())
+
+    corrupt = png(T0 + 0.1)
+    corrupt.data = bytes(corrupt.data)[:40]
+    ov.reject(corrupt, "the corrupt png counted as an error")
+    ov.identity_pub.publish(identities(T0))
+    x1, y1, _, y2 = (int(v) for v in FACE_BOX)
+    out = ov.draw(png(T0), lambda m: tuple(pixels(m)[(y1 + y2) // 2, x1]) == KNOWN_GREEN,
+                  "an overlay of a compressed image")
+    assert tuple(pixels(out)[H - 2, W - 2]) == (GREY, GREY, GREY)
+    assert proc.alive() and "corrupt png CompressedImage" in proc.output()

@@ -9,7 +9,7 @@ import pytest
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from visio_memoria.msg import Perception  # noqa: E402
 
 from visio_memoria_ros.nodes.common import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
@@ -118,3 +118,43 @@ def test_bad_images_are_refused_and_the_node_keeps_working(ros, launch, asset_im
 
     ros.spin_until(send_good, 120, "a detection after bad images", [det])
     assert det.alive()
+
+
+def test_compressed_images_are_detected_and_corrupt_ones_refused(ros, launch, asset_image_path):
+    """image_transport: compressed: detector_node reads image_raw/compressed (jpeg, as
+    image_transport's compressed publisher writes it); a corrupt payload is an error, not a
+    crash."""
+    bgr = cv2.imread(str(asset_image_path))
+    _, jpeg = cv2.imencode(".jpg", bgr)
+    det = launch("detector_node", params={**FAST_DETECTOR, "image_transport": "compressed"})
+    pub = ros.node.create_publisher(CompressedImage, "image_raw/compressed", SENSOR_QOS)
+    detections = ros.collect(Perception, "detections", RELIABLE_QOS)
+    diagnostics = ros.collect(DiagnosticArray, "/diagnostics", 50)
+    ros.wait_for_subscribers(pub, 1, 120, [det])
+    ros.spin_until(lambda: _errors(diagnostics, "detector_node") == 0, 60, "diagnostics", [det])
+
+    def compressed(t: float, data: bytes) -> CompressedImage:
+        msg = CompressedImage(format="bgr8; jpeg compressed bgr8", data=data)
+        msg.header.stamp.sec, msg.header.frame_id = int(t), "cam"
+        return msg
+
+    corrupt = compressed(1, jpeg.tobytes()[:200])
+
+    def refused():
+        pub.publish(corrupt)
+        return _errors(diagnostics, "detector_node") >= 1
+
+    ros.spin_until(refused, 60, "the corrupt jpeg counted as an error", [det])
+    assert not detections
+    t = [100]
+
+    def send_good():
+        t[0] += 1
+        pub.publish(compressed(t[0], jpeg.tobytes()))
+        return any(m.faces for m in detections)
+
+    ros.spin_until(send_good, 120, "faces detected in a compressed image", [det])
+    first = next(m for m in detections if m.faces)
+    assert (first.image_width, first.image_height) == (bgr.shape[1], bgr.shape[0])
+    assert first.header.frame_id == "cam"
+    assert det.alive() and "corrupt jpeg CompressedImage" in det.output()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from visio_memoria_ros.config import load_node_params, validate_value
-from visio_memoria_ros.config.detector import PARAMS
+from visio_memoria_ros.config.detector import PARAMS, PERCEIVER_PARAMS
 from visio_memoria_ros.core.face_crop import CANONICAL_SIZE
 from visio_memoria_ros.core.types import NO_TRACK, Frame
 from visio_memoria_ros.perception import (
@@ -35,7 +35,7 @@ def mtcnn() -> MtcnnFaceDetector:
 
 def test_params_and_config_fields_match_one_to_one():
     fields = {f.name: f.default for f in dataclasses.fields(PerceiverConfig)}
-    specs = {s.name: s for s in PARAMS}
+    specs = {s.name: s for s in PERCEIVER_PARAMS}
     assert set(specs) == set(fields)
     for name, spec in specs.items():
         assert spec.default == fields[name], name

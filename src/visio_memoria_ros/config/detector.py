@@ -1,17 +1,20 @@
-"""detector_node parameters: the perception pipeline's knobs (``perception.PerceiverConfig``).
+"""detector_node parameters: the perception pipeline's knobs (``perception.PerceiverConfig``)
+and how camera images arrive (``image_input``).
 
-Every name here is a ``PerceiverConfig`` field with the same default; a test keeps them equal.
-``read_only`` parameters need a model reload (or tracker rebuild) and are fixed after start.
+Every name in ``PERCEIVER_PARAMS`` is a ``PerceiverConfig`` field with the same default; a test
+keeps them equal. ``read_only`` parameters need a model reload (or tracker rebuild) and are fixed
+after start.
 """
 
 from __future__ import annotations
 
+from . import image_input
 from .spec import ParamSpec
 
 _FACE_BACKENDS = ("mtcnn", "yolo", "haar")
 _PERSON_BACKENDS = ("yolo", "hog", "face_extrapolated", "none")
 
-PARAMS: list[ParamSpec] = [
+PERCEIVER_PARAMS: list[ParamSpec] = [
     # --- faces -----------------------------------------------------------------------------
     ParamSpec(
         "face_backend", "mtcnn",
@@ -172,3 +175,5 @@ PARAMS: list[ParamSpec] = [
         min=0, max=256, read_only=True,
     ),
 ]
+
+PARAMS: list[ParamSpec] = PERCEIVER_PARAMS + image_input.PARAMS

@@ -1,5 +1,6 @@
 """overlay_node parameters."""
 
+from . import image_input
 from .spec import ParamSpec
 
 PARAMS = [
@@ -50,10 +51,21 @@ PARAMS = [
         choices=("rgb8", "bgr8"),
     ),
     ParamSpec(
+        "overlay_reliability",
+        "reliable",
+        "QoS reliability of overlay/image (keep last 5, volatile): 'reliable' reaches rviz2's "
+        "Image display, which subscribes reliable by default, and best-effort subscribers too; "
+        "'best_effort' reaches only subscribers set to best effort (in rviz: Reliability "
+        "Policy: Best Effort).",
+        choices=("reliable", "best_effort"),
+        read_only=True,
+    ),
+    ParamSpec(
         "use_perception",
         True,
         "Subscribe to perception for person boxes (drawn when show_persons); false saves the "
         "bandwidth of the crops Perception messages carry.",
         read_only=True,
     ),
+    *image_input.PARAMS,
 ]

@@ -2,7 +2,9 @@
 
 The image callback only hands the newest image to a worker thread (dropped frames are counted
 on /diagnostics); the worker runs the ``Perceiver`` and publishes a ``Perception`` message with
-the source image's header.
+the source image's header. Images arrive raw (sensor_msgs/Image) or, with ``image_transport:
+compressed``, as sensor_msgs/CompressedImage on ``<image_raw>/compressed``; the subscription's
+reliability is ``image_reliability``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sensor_msgs.msg import Image
 from visio_memoria.msg import Perception
 
 from ..config import detector as detector_params
@@ -18,7 +19,6 @@ from ..perception import Perceiver
 from ..perception.pipeline import RUNTIME_FIELDS
 from .common import (
     RELIABLE_QOS,
-    SENSOR_QOS,
     FrameWorker,
     NodeStartupError,
     VisioNode,
@@ -26,7 +26,7 @@ from .common import (
     stamp_to_s,
 )
 from .convert import frame_to_msg
-from .images import ImageConverter
+from .images import ImageConverter, subscribe_image
 
 
 class DetectorNode(VisioNode):
@@ -44,12 +44,19 @@ class DetectorNode(VisioNode):
         self._worker = FrameWorker(
             self, self._process, stamp_of=lambda m: stamp_to_s(m.header.stamp), name="detect"
         )
-        self._sub = self.create_subscription(Image, "image_raw", self._worker.submit, SENSOR_QOS)
+        self._sub = subscribe_image(
+            self,
+            "image_raw",
+            self._worker.submit,
+            transport=self.params["image_transport"],
+            reliability=self.params["image_reliability"],
+        )
         self.on_params_changed(self._reconfigure)
         p = self.params
         self.get_logger().info(
             f"faces: {p['face_backend']}, persons: {p['person_backend']}, detection every "
-            f"{p['detect_stride']} frame(s); {self._sub.topic_name} -> {self._pub.topic_name}"
+            f"{p['detect_stride']} frame(s); {self._sub.topic_name} ({p['image_transport']}, "
+            f"{p['image_reliability']}) -> {self._pub.topic_name}"
         )
 
     def _reconfigure(self, changed: dict[str, Any]) -> None:
@@ -58,7 +65,7 @@ class DetectorNode(VisioNode):
             with self._lock:
                 self._perceiver.reconfigure(**runtime)
 
-    def _process(self, msg: Image) -> None:
+    def _process(self, msg: Any) -> None:
         rgb = self._converter.to_rgb(msg)
         with self._lock:
             frame = self._perceiver.process(

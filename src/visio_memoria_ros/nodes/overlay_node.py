@@ -1,10 +1,13 @@
 """overlay_node: the camera image with identities, activities and person boxes drawn on it.
 
-Subscribes ``image_raw`` (sensor_msgs/Image, sensor-data QoS), ``identities``
-(IdentityArray), ``activities`` (ActivityArray) and, when ``use_perception``, ``perception``
-(Perception, for person boxes), all results on reliable QoS. Publishes ``overlay/image``
-(sensor_msgs/Image, ``output_encoding``, sensor-data QoS, the source image's header) and, when
-``publish_markers``, ``overlay/markers`` (visualization_msgs/MarkerArray, reliable).
+Subscribes ``image_raw`` (sensor_msgs/Image, or CompressedImage on ``<image_raw>/compressed``
+with ``image_transport: compressed``; reliability ``image_reliability``, sensor-data by
+default), ``identities`` (IdentityArray), ``activities`` (ActivityArray) and, when
+``use_perception``, ``perception`` (Perception, for person boxes), all results on reliable QoS.
+Publishes ``overlay/image`` (sensor_msgs/Image, ``output_encoding``, the source image's header;
+reliable by default so rviz2's Image display, which subscribes reliable, receives it:
+``overlay_reliability``) and, when ``publish_markers``, ``overlay/markers``
+(visualization_msgs/MarkerArray, reliable).
 
 Pairing: results are kept in short buffers by header stamp. With ``pair_with: results`` (the
 default) the recent images are buffered too, and an image is drawn when the identities of that
@@ -31,7 +34,7 @@ from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Duration
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import ColorRGBA, Header
 from visio_memoria.msg import ActivityArray, IdentityArray, Perception
 from visualization_msgs.msg import Marker, MarkerArray
@@ -48,14 +51,13 @@ from ..overlay import (
 )
 from .common import (
     RELIABLE_QOS,
-    SENSOR_QOS,
     FrameWorker,
     VisioNode,
     run_node,
     stamp_to_s,
 )
 from .convert import persons_from_msg
-from .images import ImageConverter, rgb_to_msg
+from .images import ImageConverter, image_qos, rgb_to_msg, subscribe_image
 
 #: Results kept per kind (at 30 Hz about 3 s of history).
 BUFFER_SIZE = 100
@@ -166,7 +168,9 @@ class OverlayNode(VisioNode):
         self._images = StampBuffer(size=IMAGE_BUFFER_SIZE)
         self.on_params_changed(self._apply)
 
-        self._image_pub = self.create_publisher(Image, "overlay/image", SENSOR_QOS)
+        self._image_pub = self.create_publisher(
+            Image, "overlay/image", image_qos(p["overlay_reliability"])
+        )
         self._marker_pub = (
             self.create_publisher(MarkerArray, "overlay/markers", RELIABLE_QOS)
             if p["publish_markers"]
@@ -176,7 +180,13 @@ class OverlayNode(VisioNode):
             self, self._draw, stamp_of=lambda m: stamp_to_s(m.header.stamp), name="overlay"
         )
         self._subs = [
-            self.create_subscription(Image, "image_raw", self._on_image, SENSOR_QOS),
+            subscribe_image(
+                self,
+                "image_raw",
+                self._on_image,
+                transport=p["image_transport"],
+                reliability=p["image_reliability"],
+            ),
             self.create_subscription(
                 IdentityArray, "identities", self._on_identities, RELIABLE_QOS
             ),
@@ -194,12 +204,14 @@ class OverlayNode(VisioNode):
         outputs = self._image_pub.topic_name + (
             f", {self._marker_pub.topic_name}" if self._marker_pub is not None else ""
         )
-        self.get_logger().info(f"{inputs} -> {outputs} ({p['output_encoding']})")
+        self.get_logger().info(
+            f"{inputs} -> {outputs} ({p['output_encoding']}, {p['overlay_reliability']})"
+        )
 
     def _apply(self, changed: dict[str, Any]) -> None:
         self._options = OverlayOptions.from_params(self.params)
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image | CompressedImage) -> None:
         if self.params["pair_with"] == "images":
             self._worker.submit(msg)
             return
@@ -226,7 +238,7 @@ class OverlayNode(VisioNode):
     def _on_perception(self, msg: Perception) -> None:
         self._persons.add(stamp_to_s(msg.header.stamp), persons_from_msg(msg)[0])
 
-    def _draw(self, msg: Image) -> None:
+    def _draw(self, msg: Image | CompressedImage) -> None:
         """Worker: convert, pair by stamp, draw, publish. ImageError is logged by the worker."""
         rgb = self._converter.to_rgb(msg)
         options = self._options
