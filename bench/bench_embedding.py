@@ -1,10 +1,16 @@
 """Benchmark the embedding room on this machine's CPU, and report dlib accuracy on BBT.
 
-DINOv3 ViT-B/16 is built from its real architecture (DINOv3ViTConfig, random weights: the
-same compute as the released model). Latency is measured through the embedders' public API,
-so it includes preprocessing. Usage:
+The dlib ResNet runs through both engines on the same canonical crops: dlib's C++
+(``compute_face_descriptor`` on the list of chips: dlib's own batch call; face_recognition has
+no batch encoder) and the PyTorch port (one forward per batch) at each ``--dlib-precisions``.
+Batches 1, 4 and 16 (``--batches``); the engines alternate within each batch size so they
+see the same load. DINOv3 ViT-B/16 is built from its real architecture (DINOv3ViTConfig,
+random weights: the same compute as the released model). Latency is measured through the
+embedders' public API, so it includes preprocessing (dlib's face chip ~1 ms per face). Usage:
 
     python bench/bench_embedding.py --out bench_embedding.json [--bbt ../shared/eval/bbt]
+    python bench/bench_embedding.py --skip-dinov3 --threads 2 --repeats 10   # dlib engines only
+    python bench/bench_embedding.py --skip-dinov3 --device cuda --dlib-precisions fp32,fp16
 """
 
 from __future__ import annotations
@@ -134,25 +140,37 @@ def bbt_gallery(bbt: Path) -> tuple[list[np.ndarray], np.ndarray]:
     return crops, np.array(names)
 
 
-def bench_dlib(repeats: int, crops: list[np.ndarray]) -> list[dict]:
-    """dlib embedder latency per face, one face and four faces per call."""
+def bench_dlib(
+    repeats: int,
+    crops: list[np.ndarray],
+    batches: tuple[int, ...] = (1, 4),
+    precisions: tuple[str, ...] = ("fp32",),
+    device: str = "cpu",
+) -> list[dict]:
+    """dlib ResNet latency per face: dlib's C++ and the torch port at each precision."""
     from visio_memoria_ros.embedding.dlib_face import DlibFaceEmbedder
+    from visio_memoria_ros.embedding.dlib_torch import DlibTorchFaceEmbedder
 
-    emb = DlibFaceEmbedder()
+    engines: list[tuple[str, object]] = [("dlib_cpp", DlibFaceEmbedder())]
+    for precision in precisions:
+        emb = DlibTorchFaceEmbedder(device=device, precision=precision)
+        engines.append((f"torch_{emb.device.type}_{precision}", emb))
     rows = []
-    for batch in (1, 4):
-        sample = (crops * 4)[:batch]
-        stats = timeit(lambda s=sample: emb.embed(s), repeats)
-        rows.append(
-            dict(
-                model=emb.id,
-                task="face",
-                resolution=150,
-                batch=batch,
-                per_item_ms=stats["median_ms"] / batch,
-                **stats,
+    for batch in batches:
+        sample = (crops * batch)[:batch]
+        for engine, emb in engines:
+            stats = timeit(lambda s=sample, e=emb: e.embed(s), repeats)
+            rows.append(
+                dict(
+                    model=emb.id,
+                    engine=engine,
+                    task="face",
+                    resolution=150,
+                    batch=batch,
+                    per_item_ms=stats["median_ms"] / batch,
+                    **stats,
+                )
             )
-        )
     return rows
 
 
@@ -169,9 +187,15 @@ def pct(values: np.ndarray) -> dict[str, float]:
 def bbt_accuracy(crops: list[np.ndarray], names: np.ndarray) -> dict:
     """dlib leave-one-out nearest neighbour and same/different similarity distributions."""
     from visio_memoria_ros.embedding.dlib_face import DlibFaceEmbedder
+    from visio_memoria_ros.embedding.dlib_torch import DlibTorchFaceEmbedder
 
     emb = DlibFaceEmbedder()
     vecs = emb.embed(crops)
+    # the torch port against dlib's own descriptors on the same chips (the oracle)
+    ours = DlibTorchFaceEmbedder().raw_descriptors(crops)
+    theirs = emb.raw_descriptors(crops)
+    oracle_cos = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1)
+    oracle_cos /= np.linalg.norm(theirs, axis=1)
     sims = vecs @ vecs.T
     np.fill_diagonal(sims, -np.inf)
     nearest = sims.argmax(axis=1)
@@ -196,6 +220,8 @@ def bbt_accuracy(crops: list[np.ndarray], names: np.ndarray) -> dict:
         "raw_euclidean_same": pct(dist[same]),
         "raw_euclidean_different": pct(dist[~same]),
         "raw_descriptor_norm": pct(np.linalg.norm(raw, axis=1)),
+        "torch_port_min_cosine_to_dlib": float(oracle_cos.min()),
+        "torch_port_max_abs_diff_to_dlib": float(np.abs(ours - theirs).max()),
     }
 
 
@@ -209,6 +235,13 @@ def main() -> None:
     parser.add_argument("--scene-resolution", type=int, default=224)
     parser.add_argument("--skip-dinov3", action="store_true")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    parser.add_argument(
+        "--batches", default="1,4,16", help="faces per call for the dlib ResNet (comma list)"
+    )
+    parser.add_argument(
+        "--dlib-precisions", default="fp32", help="torch port precisions: fp32,bf16 (fp16: CUDA)"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device of the dlib port")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -222,7 +255,9 @@ def main() -> None:
         crops, names = bbt_gallery(args.bbt)
     else:
         crops, names = random_crops(4, CANONICAL_SIZE), np.array([])
-    rows = bench_dlib(args.repeats * 2, crops)
+    batches = tuple(int(b) for b in args.batches.split(","))
+    precisions = tuple(p.strip() for p in args.dlib_precisions.split(",") if p.strip())
+    rows = bench_dlib(args.repeats * 2, crops, batches, precisions, args.device)
     if not args.skip_dinov3:
         rows += bench_dinov3(args.repeats, args.face_resolution, args.scene_resolution)
     result = {
@@ -239,13 +274,14 @@ def main() -> None:
         "bbt": bbt_accuracy(crops, names) if have_bbt else None,
     }
     print(
-        f"{'model':20} {'task':6} {'res':>4} {'batch':>5} {'call med ms':>12} {'call min ms':>12} "
-        f"{'item med ms':>12} {'item min ms':>12} {'item cpu ms':>12}"
+        f"{'model':20} {'engine':18} {'task':6} {'res':>4} {'batch':>5} {'call med ms':>12} "
+        f"{'call min ms':>12} {'item med ms':>12} {'item min ms':>12} {'item cpu ms':>12}"
     )
     for r in rows:
         b = r["batch"]
         print(
-            f"{r['model']:20} {r['task']:6} {r['resolution']:>4} {b:>5} {r['median_ms']:>12.1f} "
+            f"{r['model']:20} {r.get('engine', 'torch'):18} {r['task']:6} {r['resolution']:>4} "
+            f"{b:>5} {r['median_ms']:>12.1f} "
             f"{r['min_ms']:>12.1f} {r['per_item_ms']:>12.1f} {r['min_ms'] / b:>12.1f} "
             f"{r['cpu_median_ms'] / b:>12.1f}"
         )
@@ -256,6 +292,11 @@ def main() -> None:
     if result["bbt"]:
         b = result["bbt"]
         print(f"BBT dlib leave-one-out: {b['leave_one_out_correct']}/{b['faces']}")
+        print(
+            f"torch port vs dlib's C++ on these {b['faces']} crops: min cosine "
+            f"{b['torch_port_min_cosine_to_dlib']:.9f}, max abs difference "
+            f"{b['torch_port_max_abs_diff_to_dlib']:.3g}"
+        )
         print(f"cosine same-person: {b['cosine_same']}")
         print(f"cosine different:   {b['cosine_different']}")
         print(

@@ -231,7 +231,7 @@ def headline(name: str, doc: dict[str, Any] | None) -> list[str]:
     elif name == "embedding":
         for r in doc["latency"]:
             cpu = r["cpu_median_ms"] / r["batch"]
-            lines.append(f"{r['model']} {r['task']} batch {r['batch']}: "
+            lines.append(f"{r['model']} {r.get('engine', '')} {r['task']} batch {r['batch']}: "
                          f"{r['per_item_ms']:.1f} ms/item (cpu {cpu:.1f})")
         if doc.get("bbt"):
             lines.append(f"BBT leave-one-out {doc['bbt']['leave_one_out_correct']}/"
