@@ -5,6 +5,14 @@ overlay, each as its own process, configured by one parameters file.
     ros2 launch visio_memoria bringup.launch.py image_topic:=/camera/color/image_raw \
         start_camera:=false namespace:=robot1 params_file:=/path/to/my.yaml
 
+Parameters in a namespace: the sections of ``config/visio_memoria.yaml`` are keyed
+``/**/<node>:`` (rclpy matches ``/**`` to any namespace), so the same file serves
+``namespace:=robot1`` and the root, and it is handed to each node unchanged. nav2's
+``RewrittenYaml(root_key=namespace)`` would work as well, but it rewrites the file at launch
+time into a temporary copy: then ``ros2 run --params-file``, the ``visio-memoria --config`` CLI
+and the labelling page would read a different file from the nodes, and per-robot sections
+(``/robot1/memory_node:``, after the shipped ones) could not live in one file.
+
 A camera driver started outside this file should get the same Fast DDS profile:
 ``export FASTDDS_DEFAULT_PROFILES_FILE=<visio_memoria share>/config/fastdds.xml``
 (``FASTRTPS_DEFAULT_PROFILES_FILE`` on Humble).
