@@ -253,6 +253,22 @@ def test_bad_chips_raise(torch_embedder, bad: np.ndarray) -> None:
         torch_embedder.descriptors_from_chips([bad])
 
 
+def test_warmup_runs_the_network_at_load(cache_dir: Path, monkeypatch) -> None:
+    calls: list[int] = []
+    original = DlibTorchFaceEmbedder.descriptors_from_chips
+
+    def counting(self, chips):
+        calls.append(len(chips))
+        return original(self, chips)
+
+    monkeypatch.setattr(DlibTorchFaceEmbedder, "descriptors_from_chips", counting)
+    cold = DlibTorchFaceEmbedder(cache_dir=cache_dir, warmup=False)
+    assert calls == []
+    DlibTorchFaceEmbedder(cache_dir=cache_dir)
+    assert calls == [1]
+    assert cold.warmup((1, 2)) > 0 and calls == [1, 1, 2]
+
+
 def test_fp16_on_cpu_is_refused(cache_dir: Path) -> None:
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         DlibTorchFaceEmbedder(device="cpu", precision="fp16", cache_dir=cache_dir)

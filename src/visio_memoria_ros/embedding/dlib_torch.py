@@ -480,9 +480,10 @@ class DlibResNet(nn.Module):
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
         """Raw descriptors of (N, S, S, 3) uint8 RGB chips."""
-        x = chips.permute(0, 3, 1, 2).to(self.mean.dtype)
-        # dlib's input_rgb_image: (pixel - mean) / 256 per channel; /256 is exact in any dtype
-        x = (x - self.mean) * (1.0 / 256.0)
+        # dlib's input_rgb_image: (pixel - mean) / 256 per channel, in float32 (an fp16 mean
+        # would be off by up to 0.03), then the network's dtype
+        x = (chips.permute(0, 3, 1, 2).float() - self.mean.float()) * (1.0 / 256.0)
+        x = x.to(self.stem.weight.dtype)
         if self.stem.weight.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)
         x = F.relu(self.stem(x))
@@ -629,11 +630,13 @@ class DlibTorchFaceEmbedder:
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
         predictor_box: tuple[int, int, int, int] = DLIB_BOX_IN_CANONICAL,
+        warmup: bool = True,
     ) -> None:
         """Load (or convert and cache) the weights, the shape predictor, and pick the device.
 
         ``num_threads`` > 0 sets torch's CPU threads (process-wide, torch.set_num_threads);
-        ``channels_last`` None = on for the CPU, where it is faster, off elsewhere.
+        ``channels_last`` None = on for the CPU, where it is faster, off elsewhere; ``warmup``
+        runs one forward pass now, so the first face does not pay the kernels' set-up.
         """
         if num_threads < 0:
             raise ValueError(f"num_threads must be >= 0, got {num_threads}")
@@ -662,6 +665,8 @@ class DlibTorchFaceEmbedder:
         self._model = model
         self._max_batch = int(max_batch)
         self._size = model.spec.input_size
+        if warmup:
+            self.warmup()
         LOG.info(
             "dlib ResNet in torch: %s on %s %s%s, weights %s in %.2f s (%s)",
             info.source,
@@ -696,6 +701,16 @@ class DlibTorchFaceEmbedder:
     def face_chips(self, canonical_crops: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Return dlib's 150x150 aligned chip for each canonical crop (what the ResNet sees)."""
         return self._chipper.chips(check_canonical_crops(canonical_crops))
+
+    def warmup(self, batch_sizes: Sequence[int] = (1,)) -> float:
+        """Run the network on blank chips once per batch size; return the seconds it took."""
+        t0 = time.perf_counter()
+        blank = np.zeros((self._size, self._size, 3), np.uint8)
+        for n in batch_sizes:
+            self.descriptors_from_chips([blank] * int(n))
+        if self._device.type == "cuda":
+            torch.cuda.synchronize(self._device)
+        return time.perf_counter() - t0
 
     def descriptors_from_chips(self, chips: Sequence[np.ndarray]) -> np.ndarray:
         """Raw (N, 128) float32 descriptors of dlib face chips (uint8 RGB, S x S x 3)."""
