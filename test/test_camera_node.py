@@ -3,6 +3,8 @@ unplugged cameras retried with back-off, reported on /diagnostics."""
 
 from __future__ import annotations
 
+import signal
+import socket
 import time
 
 import cv2
@@ -161,3 +163,28 @@ def test_network_camera_unplugged_mid_stream_is_reopened(ros, launch):
         assert "stopped delivering frames" in cam.output()
     finally:
         server.stop()
+
+
+def test_interrupt_while_starting_is_a_clean_exit(launch):
+    """SIGINT while a node is still starting (a launch shut down early) exits 0, no traceback.
+
+    The camera's first open of a network camera that accepts but never answers blocks inside
+    the node's construction; the signal arrives there.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(60)
+    try:
+        cam = launch(
+            "camera_node",
+            params={"source": f"http://127.0.0.1:{listener.getsockname()[1]}/stream.mjpg"},
+        )
+        conn, _ = listener.accept()  # the camera is opening the stream, inside its start-up
+        cam.signal(signal.SIGINT)
+        assert cam.wait(timeout=30) == 0
+        conn.close()
+    finally:
+        listener.close()
+    out = cam.output()
+    assert "shut down while starting" in out and "Traceback" not in out

@@ -428,6 +428,11 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
         log.fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()
         sys.exit(1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        # Shut down while still loading (a launch that ends early): a clean exit, no traceback.
+        log.info("shut down while starting")
+        rclpy.try_shutdown()
+        return
     code = 0
     executor = MultiThreadedExecutor(num_threads=threads)
     executor.add_node(node)
