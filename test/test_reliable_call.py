@@ -7,6 +7,7 @@ over real DDS in test_identity_gallery_dds.py.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -136,7 +137,7 @@ def test_resends_back_off_up_to_the_cap(setup):
         while len(client.sent) == before:
             advance(call, clock, 0.125)
         sent_at.append(clock.t)
-    gaps = [round(b - a, 1) for a, b in zip(sent_at, sent_at[1:], strict=False)]
+    gaps = [round(b - a, 1) for a, b in itertools.pairwise(sent_at)]
     assert gaps == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
 
 
@@ -153,7 +154,7 @@ def test_a_late_answer_of_an_earlier_attempt_completes_the_request(setup):
 
 
 def test_the_newest_request_wins(setup):
-    call, client, clock = setup
+    call, client, _ = setup
     replies: list[Any] = []
     call.call("old", lambda r: replies.append(("old", r)))
     call.call("new", lambda r: replies.append(("new", r)))
