@@ -98,8 +98,9 @@ class Services:
     def call(self, srv_type: Any, service: str, /, timeout: float = 30.0, **fields: Any) -> Any:
         """Call ``visio_memoria/<service>`` and return the response (fails on timeout).
 
-        Read-only services (list_*, get_*) are re-sent every 5 s: a reply to a request sent
-        just after memory_node restarted can be lost (see RosTestNode.call).
+        Read-only services (list_*, get_*) are re-sent after 5 s without an answer, as a real
+        client must: a reply to a request sent just after memory_node (re)started can be lost
+        (see RosTestNode.call). Writes are sent once.
         """
         read_only = service.startswith(("list_", "get_"))
         return self.ros.call(self.client(srv_type, service), srv_type.Request(**fields),

@@ -92,10 +92,18 @@ class RosTestNode:
     ) -> Any:
         """Wait for the service, call it and return the response.
 
-        ``resend_after`` (for read-only services only): send the request again when no answer
-        came after that many seconds. Right after a server (re)starts, DDS may report it ready
-        before its reply writer has matched this client, and that first request's reply is lost.
-        The default (-1) re-sends after 5 s for services named ``list_*`` or ``get_*``.
+        ``resend_after``: send the request again when no answer came after that many seconds;
+        None never re-sends. The default (-1) re-sends after 5 s for services named ``list_*``
+        or ``get_*``. Why: DDS can lose a service reply without any error on the client's side.
+        Right after a server (re)starts, the client sees the service ready (its request writer
+        matched the server's request reader) before the server's reply writer has matched the
+        client's reply reader; rmw_fastrtps waits ``max_blocking_time`` (100 ms) for that match
+        and then drops the reply ("failed to send response (timeout): client will not receive
+        response" in the server's log). A real client must therefore re-send, and may do so
+        only when the request can be repeated: reads, and writes that set a state (setting a
+        parameter to the same value twice). The nodes do the same with ``ReliableCall``.
+        Writes that change something each time (label, merge, forget) are never re-sent here:
+        a real client cannot re-send them either without doing them twice.
         """
         if resend_after == -1.0:
             name = client.srv_name.rsplit("/", 1)[-1]

@@ -34,6 +34,7 @@ from visio_memoria.srv import LabelUnknown, ListUnknownClusters, ListVisits
 from .common import RELIABLE_QOS, SENSOR_QOS
 from .images import ImageConverter
 from .processes import NodeProcess, check_local_discovery
+from .reliable_call import ReliableCall
 
 NODES = ("detector_node", "embedding_node", "identity_node", "memory_node", "activity_node",
          "overlay_node")
@@ -114,13 +115,28 @@ class DemoClient:
         raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
 
     def call(self, srv_type: Any, service: str, procs: list[NodeProcess], **fields: Any) -> Any:
-        """Call ``visio_memoria/<service>`` and return the response."""
+        """Call ``visio_memoria/<service>`` and return the response.
+
+        Reads (list_*) go through ReliableCall: a reply lost right after memory_node started
+        is asked for again. Writes (label_unknown) are sent once: re-sent, they would be done
+        twice.
+        """
+        request = srv_type.Request(**fields)
+        if service.startswith(("list_", "get_")):
+            reliable = self._clients.get(service)
+            if reliable is None:
+                reliable = self._clients[service] = ReliableCall(
+                    self.node, srv_type, f"visio_memoria/{service}")
+            answers: list[Any] = []
+            reliable.call(request, answers.append)
+            self.spin_until(lambda: bool(answers), 60, f"answer of {service}", procs)
+            return answers[0]
         client = self._clients.get(service)
         if client is None:
             client = self._clients[service] = self.node.create_client(
                 srv_type, f"visio_memoria/{service}")
         self.spin_until(client.service_is_ready, 60, f"service {service}", procs)
-        future = client.call_async(srv_type.Request(**fields))
+        future = client.call_async(request)
         self.spin_until(future.done, 60, f"answer of {service}", procs)
         return future.result()
 
