@@ -358,7 +358,8 @@ def test_scene_auto_without_weights_disables(
 ) -> None:
     with caplog.at_level("WARNING"):
         assert build_scene_embedder("auto", dinov3_model_dir=str(tmp_path / "x")) is None
-    assert "scene embedding disabled" in caplog.text
+    assert "scene_embedder=auto found no DINOv3" in caplog.text
+    assert str(tmp_path / "x") in caplog.text
     with pytest.raises(FileNotFoundError):
         build_scene_embedder("dinov3", dinov3_model_dir=str(tmp_path / "x"))
     assert build_scene_embedder("none") is None

@@ -13,11 +13,11 @@ import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..core.models import resolve_model
 from ..core.types import NO_TRACK, PersonObservation
 from .dynamics import DYNAMICS_LABELS, DYNAMICS_METHOD, DynamicsClassifier, DynamicsConfig
 from .head import LinearActivityHead
@@ -94,7 +94,7 @@ class ActivityEngine:
         head = None
         head_path = str(params.get("head_path", "") or "").strip()
         if head_path:
-            head = LinearActivityHead.load(Path(head_path).expanduser())
+            head = LinearActivityHead.load(resolve_model(head_path, "activity head (head_path)"))
         return cls(
             head,
             dynamics=dynamics_config_from_params(params),

@@ -1,6 +1,6 @@
 """activity_node parameters."""
 
-from .spec import ParamSpec
+from .spec import MODEL_LOOKUP, ParamSpec
 
 PARAMS = [
     ParamSpec(
@@ -9,7 +9,7 @@ PARAMS = [
         "Linear activity head file (.npz saved by LinearActivityHead.save after train_head or "
         "train_from_folder); empty = no head, activity from track dynamics only. The head runs "
         "only on scene embeddings of the embedder it was trained on; other persons fall back "
-        "to dynamics.",
+        "to dynamics. " + MODEL_LOOKUP,
         read_only=True,
     ),
     ParamSpec(

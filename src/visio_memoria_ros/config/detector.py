@@ -9,7 +9,7 @@ after start.
 from __future__ import annotations
 
 from . import image_input
-from .spec import ParamSpec
+from .spec import MODEL_LOOKUP, ParamSpec
 
 _FACE_BACKENDS = ("mtcnn", "yolo", "haar")
 _PERSON_BACKENDS = ("yolo", "hog", "face_extrapolated", "none")
@@ -25,9 +25,9 @@ PERCEIVER_PARAMS: list[ParamSpec] = [
         choices=_FACE_BACKENDS, read_only=True,
     ),
     ParamSpec(
-        "face_model_path", "models/yolov8n-face.pt",
-        "Local YOLOv8-face weights for face_backend 'yolo' (5 keypoints). Never downloaded: a "
-        "missing file fails at start with a pointer to models/README.md.",
+        "face_model_path", "yolov8n-face.pt",
+        "Local YOLOv8-face weights for face_backend 'yolo' (5 keypoints). " + MODEL_LOOKUP
+        + " Never downloaded: a missing file fails at start naming every place searched.",
         read_only=True,
     ),
     ParamSpec(
@@ -77,8 +77,9 @@ PERCEIVER_PARAMS: list[ParamSpec] = [
         choices=_PERSON_BACKENDS, read_only=True,
     ),
     ParamSpec(
-        "person_model_path", "models/yolov8n.pt",
-        "Local YOLOv8 detection weights for person_backend 'yolo'. Never downloaded.",
+        "person_model_path", "yolov8n.pt",
+        "Local YOLOv8 detection weights for person_backend 'yolo'. " + MODEL_LOOKUP
+        + " Never downloaded.",
         read_only=True,
     ),
     ParamSpec(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .spec import ParamSpec
+from .spec import MODEL_LOOKUP, ParamSpec
 
 UNTRACKED_HANDOFF = ParamSpec(
     "untracked_handoff_s",
@@ -33,7 +33,8 @@ PARAMS: list[ParamSpec] = [
         "auto",
         "DINOv3 scene/person features for the activity head: dinov3 (fail when the model is "
         "missing), auto (use DINOv3 when its weights are found, else run without scene "
-        "embeddings and warn) or none.",
+        "embeddings, activity from track dynamics only, with a warning naming the places "
+        "searched in the log and on /diagnostics) or none.",
         choices=("auto", "dinov3", "none"),
         read_only=True,
     ),
@@ -80,7 +81,7 @@ PARAMS: list[ParamSpec] = [
         "onnx_model_path",
         "",
         "ArcFace-style ONNX face model (NCHW input, one embedding per face) run with OpenCV "
-        "DNN; required when face_embedder=onnx.",
+        "DNN; required when face_embedder=onnx. " + MODEL_LOOKUP,
         read_only=True,
     ),
     ParamSpec(
@@ -131,20 +132,22 @@ PARAMS: list[ParamSpec] = [
     ),
     ParamSpec(
         "dinov3_model_dir",
-        "models/dinov3-vitb16-pretrain-lvd1689m",
-        "transformers directory (config.json + model.safetensors) of DINOv3 ViT-B/16.",
+        "dinov3-vitb16-pretrain-lvd1689m",
+        "transformers directory (config.json + model.safetensors) of DINOv3 ViT-B/16. "
+        + MODEL_LOOKUP,
         read_only=True,
     ),
     ParamSpec(
         "dinov3_hub_repo_dir",
-        "models/dinov3",
-        "Local clone of facebookresearch/dinov3 (has hubconf.py); used when dinov3_source=hub.",
+        "dinov3",
+        "Local clone of facebookresearch/dinov3 (has hubconf.py); used when dinov3_source=hub. "
+        + MODEL_LOOKUP,
         read_only=True,
     ),
     ParamSpec(
         "dinov3_hub_weights",
-        "models/dinov3_vitb16_pretrain_lvd1689m.pth",
-        "DINOv3 weights file for the hub loader.",
+        "dinov3_vitb16_pretrain_lvd1689m.pth",
+        "DINOv3 weights file for the hub loader. " + MODEL_LOOKUP,
         read_only=True,
     ),
     ParamSpec(

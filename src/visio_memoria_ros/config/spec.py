@@ -11,6 +11,13 @@ from typing import Any
 
 import yaml
 
+#: How a relative model path parameter is found (``core.models.resolve_model``).
+MODEL_LOOKUP = (
+    "A relative path is looked up in $VISIO_MEMORIA_MODELS, ~/.local/share/visio_memoria/models "
+    "($XDG_DATA_HOME), then the installed share/visio_memoria/models; never in the current "
+    "directory."
+)
+
 
 @dataclass(frozen=True)
 class ParamSpec:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.models import resolve_model
 from .base import FaceEmbedder
 from .policy import EmbedPolicy, EmbedPolicyConfig
 
@@ -51,15 +52,18 @@ def build_dinov3(
     if dinov3_source == "pretrained_dir":
         if not _opt_path(dinov3_model_dir):
             raise FileNotFoundError("dinov3_model_dir is empty; see models/README.md")
-        return DinoV3Embedder.from_pretrained_dir(dinov3_model_dir, **common)
+        model_dir = resolve_model(dinov3_model_dir, "DINOv3 model folder (dinov3_model_dir)",
+                                  kind="dir", marker="config.json")
+        return DinoV3Embedder.from_pretrained_dir(model_dir, **common)
     if dinov3_source == "hub":
         if not (_opt_path(dinov3_hub_repo_dir) and _opt_path(dinov3_hub_weights)):
             raise FileNotFoundError(
                 "dinov3_hub_repo_dir and dinov3_hub_weights must both be set; see models/README.md"
             )
-        return DinoV3Embedder.from_hub_repo(
-            dinov3_hub_repo_dir, dinov3_hub_weights, arch=dinov3_hub_arch, **common
-        )
+        repo = resolve_model(dinov3_hub_repo_dir, "DINOv3 repository (dinov3_hub_repo_dir)",
+                             kind="dir", marker="hubconf.py")
+        weights = resolve_model(dinov3_hub_weights, "DINOv3 weights (dinov3_hub_weights)")
+        return DinoV3Embedder.from_hub_repo(repo, weights, arch=dinov3_hub_arch, **common)
     raise ValueError(f"unknown dinov3_source {dinov3_source!r}; choose one of {DINOV3_SOURCES}")
 
 
@@ -170,7 +174,7 @@ def build_face_embedder(kind: str, *, dinov3: Any = None, **params: Any) -> Face
         if path is None:
             raise ValueError("face_embedder is 'onnx' but onnx_model_path is empty")
         return OnnxFaceEmbedder(
-            path,
+            resolve_model(path, "ONNX face model (onnx_model_path)"),
             input_size=int(params.get("onnx_input_size", 112)),
             mean=float(params.get("onnx_mean", 127.5)),
             std=float(params.get("onnx_std", 127.5)),
@@ -180,19 +184,35 @@ def build_face_embedder(kind: str, *, dinov3: Any = None, **params: Any) -> Face
     raise ValueError(f"unknown face embedder {kind!r}; choose one of {FACE_EMBEDDERS}")
 
 
-def build_scene_embedder(kind: str = "auto", **params: Any) -> Any:
-    """Return the DINOv3 scene embedder, or None for 'none' (or 'auto' without weights)."""
+#: What runs instead when scene_embedder=auto finds no DINOv3.
+SCENE_FALLBACK = ("running without scene embeddings: the activity head is off and activity comes "
+                  "from track dynamics only (scene_embedder: none says so on purpose, dinov3 "
+                  "makes a missing model an error)")
+
+
+def load_scene_embedder(kind: str = "auto", **params: Any) -> tuple[Any, str]:
+    """Return (DINOv3 scene embedder or None, why there is none: "" when on or 'none').
+
+    With 'auto' a missing DINOv3 (model not found in any place searched, or transformers not
+    installed) is no error: a warning names what is missing and what runs instead.
+    """
     if kind == "none":
-        return None
+        return None, ""
     if kind == "dinov3":
-        return build_dinov3(**params)
+        return build_dinov3(**params), ""
     if kind == "auto":
         try:
-            return build_dinov3(**params)
+            return build_dinov3(**params), ""
         except (FileNotFoundError, ImportError) as exc:
-            LOG.warning("scene embedding disabled (scene_embedder=auto): %s", exc)
-            return None
+            note = f"scene_embedder=auto found no DINOv3: {exc}; {SCENE_FALLBACK}"
+            LOG.warning("%s", note)
+            return None, note
     raise ValueError(f"unknown scene embedder {kind!r}; choose one of {SCENE_EMBEDDERS}")
+
+
+def build_scene_embedder(kind: str = "auto", **params: Any) -> Any:
+    """Return the DINOv3 scene embedder, or None for 'none' (or 'auto' without DINOv3)."""
+    return load_scene_embedder(kind, **params)[0]
 
 
 def build_embed_policy(**params: Any) -> EmbedPolicy:
@@ -220,6 +240,8 @@ class EmbeddingStack:
     face: FaceEmbedder
     scene: Any
     policy: EmbedPolicy
+    #: Why scene embedding is off although it was asked for (scene_embedder=auto); "" if not.
+    scene_note: str = ""
 
 
 def build_embedding_stack(params: Mapping[str, Any]) -> EmbeddingStack:
@@ -228,13 +250,14 @@ def build_embedding_stack(params: Mapping[str, Any]) -> EmbeddingStack:
     DINOv3 is loaded at most once and shared between scene and face embeddings.
     """
     p = dict(params)
-    scene = build_scene_embedder(str(p.get("scene_embedder", "auto")), **p)
+    scene, scene_note = load_scene_embedder(str(p.get("scene_embedder", "auto")), **p)
     face_kind = str(p.get("face_embedder", "dlib"))
     dino = scene
     if dino is None and face_kind == "dinov3":
         dino = build_dinov3(**p)
     face = build_face_embedder(face_kind, dinov3=dino, **p)
-    return EmbeddingStack(face=face, scene=scene, policy=build_embed_policy(**p))
+    return EmbeddingStack(face=face, scene=scene, policy=build_embed_policy(**p),
+                          scene_note=scene_note)
 
 
 __all__ = [
@@ -250,5 +273,6 @@ __all__ = [
     "build_embedding_stack",
     "build_face_embedder",
     "build_scene_embedder",
+    "load_scene_embedder",
     "tolerant_embed_fn",
 ]

@@ -309,7 +309,8 @@ class FrameWorker:
     """Runs ``process(item)`` on a thread for the newest item only; the executor never blocks.
 
     The subscription callback calls ``submit``; processing errors are logged (throttled) and
-    counted, never raised into the executor. Diagnostics go to /diagnostics once a second.
+    counted, never raised into the executor. Diagnostics go to /diagnostics once a second,
+    with the node's own ``health`` verdict (see StageDiagnostics).
     """
 
     def __init__(
@@ -318,6 +319,7 @@ class FrameWorker:
         process: Callable[[Any], None],
         stamp_of: Callable[[Any], float] | None = None,
         name: str = "worker",
+        health: Callable[[], Health | None] | None = None,
     ) -> None:
         self._node = node
         self._process = process
@@ -333,6 +335,7 @@ class FrameWorker:
             name,
             self.stats,
             lambda: {"received": float(self.slot.received), "dropped": float(self.slot.dropped)},
+            health,
         )
         self._thread.start()
 

@@ -14,7 +14,16 @@ from visio_memoria.msg import Perception
 
 from ..config import embedding as embedding_params
 from ..embedding import build_embedding_stack
-from .common import RELIABLE_QOS, FrameWorker, NodeStartupError, VisioNode, run_node, stamp_to_s
+from .common import (
+    RELIABLE_QOS,
+    WARN,
+    FrameWorker,
+    Health,
+    NodeStartupError,
+    VisioNode,
+    run_node,
+    stamp_to_s,
+)
 from .convert import frame_from_msg, frame_to_msg
 from .images import ImageConverter
 
@@ -36,14 +45,20 @@ class EmbeddingNode(VisioNode):
         self._converter = ImageConverter()
         self._pub = self.create_publisher(Perception, "perception", RELIABLE_QOS)
         self._worker = FrameWorker(
-            self, self._process, stamp_of=lambda m: stamp_to_s(m.header.stamp), name="embed"
+            self, self._process, stamp_of=lambda m: stamp_to_s(m.header.stamp), name="embed",
+            health=self._health,
         )
         self.create_subscription(Perception, "detections", self._worker.submit, RELIABLE_QOS)
         scene = self._stack.scene
         self.get_logger().info(
             f"face embedder {self._stack.face.id} ({self._stack.face.dim}-d); scene embedder "
-            + (scene.scene_id if scene is not None else "off (no DINOv3 weights)")
+            + (scene.scene_id if scene is not None else "off")
         )
+
+    def _health(self) -> Health | None:
+        """WARN while scene embedding is off although asked for (scene_embedder=auto)."""
+        note = self._stack.scene_note
+        return (WARN, f"scene embedding off: {note}") if note else None
 
     def _process(self, msg: Perception) -> None:
         t0 = time.monotonic()

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from ..core.models import resolve_model
 from ..core.types import FaceObservation
 from .image import clip_box, resize_max_side
 
@@ -52,15 +53,24 @@ def canonical_landmarks(points: np.ndarray) -> np.ndarray:
 
 
 def require_file(path: str | os.PathLike[str], what: str) -> Path:
-    """Return ``path`` as a Path, or raise FileNotFoundError naming it and models/README.md."""
-    p = Path(path).expanduser()
-    if not str(path) or not p.is_file():
-        raise FileNotFoundError(
-            f"{what} not found at '{p}'. Weights are never downloaded at run time: put the file "
-            "there (see models/README.md for how to get it) or point the model path parameter "
-            "at it."
-        )
-    return p
+    """Return the model file ``path`` names (absolute, or in the model folders; never ./).
+
+    Raises FileNotFoundError (``ModelNotFoundError``) naming every place searched.
+    """
+    return resolve_model(path, what)
+
+
+def import_yolo(what: str) -> Any:
+    """Return ultralytics' ``YOLO`` class; ImportError naming the optional package when absent."""
+    try:
+        from ultralytics import YOLO
+    except ImportError as exc:
+        raise ImportError(
+            f"{what} needs the optional ultralytics package (AGPL-3.0), which is not "
+            f"installed ({exc}): pip install ultralytics (requirements/yolo.txt), or choose "
+            "another backend"
+        ) from exc
+    return YOLO
 
 
 def _to_channels_last(net: Any) -> Any:
@@ -165,9 +175,8 @@ class YoloFaceDetector:
     ) -> None:
         """Load the model once; FileNotFoundError when ``model_path`` does not exist."""
         path = require_file(model_path, "YOLOv8-face model")
-        from ultralytics import YOLO
-
-        self.model = YOLO(str(path), task="pose")
+        yolo = import_yolo("face_backend 'yolo'")
+        self.model = yolo(str(path), task="pose")
         kpt_shape = getattr(getattr(self.model, "model", None), "kpt_shape", None)
         if kpt_shape is not None and int(kpt_shape[0]) != 5:
             raise ValueError(

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..core.types import FaceObservation, PersonObservation
-from .faces import require_file
+from .faces import import_yolo, require_file
 from .image import clip_box, resize_max_side
 
 logger = logging.getLogger(__name__)
@@ -53,9 +53,8 @@ class YoloPersonDetector:
     ) -> None:
         """Load the model once; FileNotFoundError when ``model_path`` does not exist."""
         path = require_file(model_path, "YOLOv8 person model")
-        from ultralytics import YOLO
-
-        self.model = YOLO(str(path), task="detect")
+        yolo = import_yolo("person_backend 'yolo'")
+        self.model = yolo(str(path), task="detect")
         names = getattr(self.model, "names", None) or {}
         if names and str(names.get(0, "person")) != "person":
             logger.warning("%s: class 0 is %r, not 'person'; using class 0 anyway", path, names[0])

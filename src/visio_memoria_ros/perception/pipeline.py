@@ -52,7 +52,7 @@ class PerceiverConfig:
     """Every knob of the perception pipeline; field names equal detector_node parameters."""
 
     face_backend: str = "mtcnn"
-    face_model_path: str = "models/yolov8n-face.pt"
+    face_model_path: str = "yolov8n-face.pt"
     haar_cascade_path: str = ""
     device: str = "cpu"
     face_score_threshold: float = 0.9
@@ -60,7 +60,7 @@ class PerceiverConfig:
     detect_max_side: int = 0
     detect_stride: int = 1
     person_backend: str = "face_extrapolated"
-    person_model_path: str = "models/yolov8n.pt"
+    person_model_path: str = "yolov8n.pt"
     person_score_threshold: float = 0.5
     person_max_side: int = 640
     body_width_faces: float = 3.0
