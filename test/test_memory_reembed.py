@@ -1,4 +1,8 @@
-"""memory_node re-embeds at start a gallery made by another embedder: nobody is forgotten."""
+"""memory_node re-embeds a gallery made by another embedder: nobody is forgotten.
+
+The embedder is embedding_node's: memory_node asks embedding_node's parameter service for its
+face_embedder and model parameters (it has no embedder setting of its own).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from visio_memoria_ros.perception import Perceiver
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 
 
-def test_gallery_of_another_embedder_is_reembedded_at_start(launch, tmp_path, asset_image_path):
+def test_gallery_of_another_embedder_is_reembedded_with_embedding_nodes_embedder(launch, tmp_path, asset_image_path):
     faces = Perceiver().process(
         cv2.cvtColor(cv2.imread(str(asset_image_path)), cv2.COLOR_BGR2RGB)).faces
     assert len(faces) >= 2
@@ -35,10 +39,12 @@ def test_gallery_of_another_embedder_is_reembedded_at_start(launch, tmp_path, as
         assert not store.gallery("dlib_resnet_v1_128").entries
 
     node = launch("memory_node", params={"data_dir": params["data_dir"]})
+    embedding = launch("embedding_node", params={"scene_embedder": "none"})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and "re-embedded" not in node.output():
         assert node.alive(), node.output()
-        time.sleep(0.2)  # polling the node's log file (no DDS involved)
+        assert embedding.alive(), embedding.output()
+        time.sleep(0.2)  # polling the node's log file
     assert "re-embedded 2 faces and 1 unknown faces with dlib_resnet_v1_128" in node.output()
     node.stop()
 

@@ -91,9 +91,13 @@ PARAMS: list[ParamSpec] = [
     ParamSpec(
         "embedder",
         "dlib_resnet_v1_128",
-        "Active identity embedder id; only gallery vectors and face embeddings made by it are "
-        "used (others are skipped with a logged reason). Changing it reloads the gallery.",
+        "Embedder id whose gallery is loaded at start, before the first face arrives (the id of "
+        "embedding_node's default face_embedder). From then on the faces decide: each embedded "
+        "Face carries its embedder id, and faces of another embedder are an ERROR in the log "
+        "and on /diagnostics while the node loads the gallery of the embedder it receives. Set "
+        "it to that id to have the right gallery from the first frame.",
         allow_empty=False,
+        read_only=True,
     ),
     ParamSpec(
         "accept_threshold",

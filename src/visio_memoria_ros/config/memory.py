@@ -39,7 +39,8 @@ PARAMS: list[ParamSpec] = [
         "store_crops",
         True,
         "Keep the aligned face crop with every stored face (needed to re-embed when the "
-        "embedder changes and to show faces for labelling).",
+        "embedder changes and to show faces for labelling). Applies from the next face on: "
+        "false stores no crop from then on.",
     ),
     ParamSpec(
         "crop_format", "jpeg", "Compression of stored face crops.", choices=("jpeg", "png", "webp")
@@ -106,14 +107,16 @@ PARAMS: list[ParamSpec] = [
     ParamSpec(
         "unknown_retention_days",
         30.0,
-        "Delete unknown faces not seen for this many days; 0 = keep until labelled or discarded.",
+        "Delete unknown faces not seen for this many days; 0 = keep until labelled or discarded. "
+        "A change purges at once.",
         min=0.0,
         max=36500.0,
     ),
     ParamSpec(
         "visit_retention_days",
         365.0,
-        "Delete finished visits older than this many days; 0 = keep forever.",
+        "Delete finished visits older than this many days; 0 = keep forever. A change purges at "
+        "once.",
         min=0.0,
         max=36500.0,
     ),
@@ -140,20 +143,20 @@ PARAMS: list[ParamSpec] = [
         read_only=True,
     ),
     ParamSpec(
-        "face_embedder",
-        "dlib",
-        "The face embedder the stored gallery must be made by (= embedding_node "
-        "face_embedder); see reembed_on_start.",
-        choices=("dlib", "dinov3", "onnx"),
+        "reembed_on_start",
+        True,
+        "After start, once embedding_node's parameters are known (asked from its parameter "
+        "service), re-embed the stored crops whose vectors another embedder made, with the "
+        "face embedder those parameters describe, and log how many (nobody is forgotten when "
+        "the embedder changes). The memory has no embedder setting of its own.",
         read_only=True,
     ),
     ParamSpec(
-        "reembed_on_start",
-        True,
-        "At start, re-embed the stored crops whose vectors another embedder made, with "
-        "face_embedder built from embedding_node's default model paths, and log how many "
-        "(nobody is forgotten when the embedder changes). For other model paths run "
-        "`visio-memoria --config <yaml> db reembed`.",
+        "embedding_node",
+        "embedding_node",
+        "Name of the embedding node (relative to this node's namespace) whose face_embedder "
+        "and model parameters re-embedding uses.",
+        allow_empty=False,
         read_only=True,
     ),
 ]

@@ -88,6 +88,11 @@ class EmbedPolicy:
         self._tracks: dict[int, _TrackState] = {}
         self._untracked: UntrackedHandoff[float] = UntrackedHandoff(max_age=self.config.handoff_s)
 
+    def configure(self, config: EmbedPolicyConfig) -> None:
+        """Apply new knobs from the next decision on; the tracks' history is kept."""
+        self.config = config
+        self._untracked.max_age = config.handoff_s
+
     def __len__(self) -> int:
         """Number of tracks remembered."""
         return len(self._tracks)

@@ -103,6 +103,29 @@ class StoreOptions:
         if self.max_unknowns_per_track < 1:
             raise ValueError("max_unknowns_per_track must be >= 1")
 
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> StoreOptions:
+        """The options memory_node parameters describe (see config/memory.py)."""
+        cluster = clustering.ClusterParams(
+            similarity=float(params.get("cluster_similarity", 0.75)),
+            min_size=int(params.get("cluster_min_size", 3)),
+            method=str(params.get("cluster_method", "agglomerative")),
+            max_items=int(params.get("recluster_max_unknowns", 4000)),
+        )
+        return cls(
+            crop_format=str(params.get("crop_format", "jpeg")),
+            crop_quality=int(params.get("crop_quality", 90)),
+            store_crops=bool(params.get("store_crops", True)),
+            synchronous=str(params.get("synchronous", "FULL")),
+            robot_id=str(params.get("robot_id", "robot")),
+            visit_absence=float(params.get("visit_absence", 30.0)),
+            cluster=cluster,
+            max_unknowns_per_track=int(params.get("max_unknowns_per_track", 5)),
+            unknown_retention_days=float(params.get("unknown_retention_days", 30.0)),
+            visit_retention_days=float(params.get("visit_retention_days", 365.0)),
+            read_only=bool(params.get("read_only", False)),
+        )
+
 
 @dataclass
 class _UnknownIndex:
@@ -172,28 +195,24 @@ class SQLiteStore(MemoryStore):
                                        reason="unavailable")
         if not params.get("read_only", False):
             secure_dir(data_dir)
-        cluster = clustering.ClusterParams(
-            similarity=float(params.get("cluster_similarity", 0.75)),
-            min_size=int(params.get("cluster_min_size", 3)),
-            method=str(params.get("cluster_method", "agglomerative")),
-            max_items=int(params.get("recluster_max_unknowns", 4000)),
-        )
-        options = StoreOptions(
-            crop_format=str(params.get("crop_format", "jpeg")),
-            crop_quality=int(params.get("crop_quality", 90)),
-            store_crops=bool(params.get("store_crops", True)),
-            synchronous=str(params.get("synchronous", "FULL")),
-            robot_id=str(params.get("robot_id", "robot")),
-            visit_absence=float(params.get("visit_absence", 30.0)),
-            cluster=cluster,
-            max_unknowns_per_track=int(params.get("max_unknowns_per_track", 5)),
-            unknown_retention_days=float(params.get("unknown_retention_days", 30.0)),
-            visit_retention_days=float(params.get("visit_retention_days", 365.0)),
-            read_only=bool(params.get("read_only", False)),
-        )
+        options = StoreOptions.from_params(params)
         key = load_key(str(params.get("encryption_key_file", "") or ""),
                        str(params.get("encryption_key_env", "") or ""))
         return cls(path, options, key=key, clock=clock)
+
+    def set_options(self, options: StoreOptions) -> None:
+        """Change the store's behaviour at run time; every write from now on follows it.
+
+        Crop storage, crop format and quality, robot id, visit gap, clustering, per-track
+        limit and retention may change; the file's durability and read-only mode may not.
+        """
+        if (options.synchronous.upper() != self.options.synchronous.upper()
+                or options.read_only != self.options.read_only):
+            raise ValueError("synchronous and read_only apply only when the store is opened")
+        codec = CropCodec(options.crop_format, options.crop_quality)
+        with self._lock:
+            self._codec = codec
+            self.options = options
 
     def _connect(self, read_only: bool) -> sqlite3.Connection:
         timeout = self.options.busy_timeout

@@ -147,6 +147,12 @@ class VisioNode(Node):
                 self.get_logger().warning(f"refused parameter change: {problem}")
                 return SetParametersResult(successful=False, reason=problem)
             changed[p.name] = p.value
+        if changed and not self._param_listeners:
+            # A node that applies nothing at run time must not answer "successful".
+            problem = (f"{self.get_name()} applies no parameter at run time: "
+                       f"{', '.join(changed)} would change nothing until a restart")
+            self.get_logger().warning(f"refused parameter change: {problem}")
+            return SetParametersResult(successful=False, reason=problem)
         if self._cross_check is not None and changed:
             problem = self._cross_check({**self.params, **changed})
             if problem:
@@ -319,7 +325,9 @@ class FrameWorker:
         process: Callable[[Any], None],
         stamp_of: Callable[[Any], float] | None = None,
         name: str = "worker",
+        *,
         health: Callable[[], Health | None] | None = None,
+        counters: Callable[[], dict[str, float | str]] | None = None,
     ) -> None:
         self._node = node
         self._process = process
@@ -334,7 +342,8 @@ class FrameWorker:
             node,
             name,
             self.stats,
-            lambda: {"received": float(self.slot.received), "dropped": float(self.slot.dropped)},
+            lambda: {"received": float(self.slot.received), "dropped": float(self.slot.dropped),
+                     **(counters() if counters else {})},
             health,
         )
         self._thread.start()

@@ -4,16 +4,21 @@ A face track is embedded when it is new or its crop quality clearly improved (Em
 never every frame by default; all crops of a frame go through one batched forward pass.
 Crops of faces not embedded in this frame are dropped from the output (when
 ``drop_crops_after_embedding``), so only new evidence travels on with its crop.
+
+The policy knobs, the batch size and the per-frame limits apply at run time (``ros2 param
+set``); the models and their settings are read-only. Every embedded face carries the face
+embedder's id (Face.embedder): identity_node and memory_node learn the embedder from it.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from visio_memoria.msg import Perception
 
 from ..config import embedding as embedding_params
-from ..embedding import build_embedding_stack
+from ..embedding import build_embed_policy, build_embedding_stack
 from .common import (
     RELIABLE_QOS,
     WARN,
@@ -44,16 +49,38 @@ class EmbeddingNode(VisioNode):
             raise NodeStartupError(str(exc)) from exc
         self._converter = ImageConverter()
         self._pub = self.create_publisher(Perception, "perception", RELIABLE_QOS)
+        self._embedded = 0
         self._worker = FrameWorker(
             self, self._process, stamp_of=lambda m: stamp_to_s(m.header.stamp), name="embed",
-            health=self._health,
+            health=self._health, counters=self._counters,
         )
+        self.on_params_changed(self._apply)
         self.create_subscription(Perception, "detections", self._worker.submit, RELIABLE_QOS)
         scene = self._stack.scene
         self.get_logger().info(
             f"face embedder {self._stack.face.id} ({self._stack.face.dim}-d); scene embedder "
             + (scene.scene_id if scene is not None else "off")
         )
+
+    def _apply(self, changed: dict[str, Any]) -> None:
+        """Policy knobs and the batch size apply from the next frame on."""
+        self._stack.policy.configure(build_embed_policy(**self.params).config)
+        if "max_batch" in changed:
+            for embedder in (self._stack.face, self._stack.scene):
+                if embedder is not None and hasattr(embedder, "max_batch"):
+                    embedder.max_batch = int(self.params["max_batch"])
+
+    def _counters(self) -> dict[str, float | str]:
+        policy = self._stack.policy.config
+        scene = self._stack.scene
+        return {
+            "face_embedder": self._stack.face.id,
+            "faces_embedded": float(self._embedded),
+            "max_embeddings_per_track": float(policy.max_embeddings_per_track),
+            "first_embeddings": float(policy.first_embeddings),
+            **({"scene_max_batch": float(scene.max_batch)}
+               if scene is not None and hasattr(scene, "max_batch") else {}),
+        }
 
     def _health(self) -> Health | None:
         """WARN while scene embedding is off although asked for (scene_embedder=auto)."""
@@ -80,6 +107,7 @@ class EmbeddingNode(VisioNode):
         chosen = candidates[: p["max_faces_per_frame"]]
         if chosen:
             vectors = self._stack.face.embed([f.crop for f in chosen])
+            self._embedded += len(chosen)
             for face, vector in zip(chosen, vectors, strict=True):
                 face.embedding = vector
                 face.embedder = self._stack.face.id

@@ -5,16 +5,28 @@ faces (embedding + crop) that the identity node marks as new evidence; answers t
 and management services under ``visio_memoria/``; publishes ``memory/events`` (latched) after
 every change of the gallery, also changes made by another process (the labelling page), so
 identity_node reloads without a restart.
+
+Parameters apply at run time: crop storage (``store_crops: false`` stops storing crops with the
+next face), crop format, clustering, visits and retention (a shorter retention purges at once);
+the purge and re-clustering periods reschedule their timers.
+
+The node has no face-embedder setting of its own. It learns the embedder id from the
+identities it receives (reported on /diagnostics, WARN while stored persons have no vector of
+it), and re-embeds stored crops with the embedder that embedding_node's own parameters describe
+(asked from embedding_node's parameter service), so one setting decides the embedder.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from rcl_interfaces.srv import GetParameters
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.parameter import parameter_value_to_python
 from visio_memoria.msg import (
     ActivityArray,
     IdentityArray,
@@ -38,6 +50,7 @@ from visio_memoria.srv import (
     SplitPerson,
 )
 
+from ..config import embedding as embedding_params
 from ..config import memory as memory_params
 from ..core.types import Status
 from ..memory import (
@@ -45,15 +58,47 @@ from ..memory import (
     STORE_ERRORS,
     OptedOutError,
     SQLiteStore,
+    StoreOptions,
     StoreUnavailable,
 )
 from ..memory.clustering import centroids_of
-from .common import LATCHED_QOS, RELIABLE_QOS, VisioNode, run_node, s_to_stamp, stamp_to_s
+from .common import (
+    ERROR,
+    LATCHED_QOS,
+    OK,
+    RELIABLE_QOS,
+    WARN,
+    Health,
+    StageDiagnostics,
+    StageStats,
+    VisioNode,
+    run_node,
+    s_to_stamp,
+    stamp_to_s,
+)
 from .convert import identity_from_msg
 from .images import ImageConverter, rgb_to_msg
+from .reliable_call import ReliableCall
 
 #: How often one person's open visit is written while they stay in view [s].
 VISIT_WRITE_INTERVAL = 1.0
+#: A failed write is reported (ERROR on /diagnostics) for this long after it happened [s].
+WRITE_ERROR_HOLD = 30.0
+#: Parameters that are StoreOptions: a change is handed to the store at once.
+STORE_OPTION_PARAMS = frozenset({
+    "store_crops", "crop_format", "crop_quality", "robot_id", "visit_absence",
+    "cluster_similarity", "cluster_min_size", "cluster_method", "recluster_max_unknowns",
+    "max_unknowns_per_track", "unknown_retention_days", "visit_retention_days",
+})
+
+
+def check_store_options(values: dict[str, Any]) -> str | None:
+    """Why memory_node values do not make valid store options, or None."""
+    try:
+        StoreOptions.from_params(values)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _fields(msg: Any) -> dict[str, Any]:
@@ -71,7 +116,7 @@ class MemoryNode(VisioNode):
     """Adapter between the identity/activity topics, the services and the SQLite store."""
 
     def __init__(self) -> None:
-        super().__init__("memory_node", memory_params.PARAMS)
+        super().__init__("memory_node", memory_params.PARAMS, cross_check=check_store_options)
         self._store = SQLiteStore.from_params(self.params)
         log = self.get_logger()
         stats = self._store.stats()
@@ -82,14 +127,27 @@ class MemoryNode(VisioNode):
             + ("" if stats.writable else " (READ-ONLY: nothing new is stored)")
             + (" (encrypted)" if stats.encrypted else "")
         )
-        if self.params["reembed_on_start"] and stats.writable:
-            self._reembed_on_start()
         self._converter = ImageConverter()
         self._lock = threading.Lock()
         self._activity_by_face: dict[int, str] = {}
         self._last_visit_write: dict[int, float] = {}
         self._start_stamp = f"{self.now_s():.0f}"
         self._published_revision = -1
+        self._stats = StageStats()
+        self._received = 0
+        self._write_error = ""
+        self._write_error_at = -1e9
+        self._face_embedder = ""  # learned from the identities received
+        self._checked_embedder = ""
+        self._persons_without_vectors = 0
+        self._reembed_state = "off"
+        if self.params["reembed_on_start"] and stats.writable:
+            self._reembed_state = "waiting for embedding_node"
+            self._embedding_params = ReliableCall(
+                self, GetParameters, f"{self.params['embedding_node']}/get_parameters")
+            self._embedding_params.call(
+                GetParameters.Request(names=[s.name for s in embedding_params.PARAMS]),
+                self._on_embedding_params)
 
         self._events = self.create_publisher(MemoryEvent, "memory/events", LATCHED_QOS)
         self.create_subscription(IdentityArray, "identities", self._on_identities, RELIABLE_QOS)
@@ -125,41 +183,160 @@ class MemoryNode(VisioNode):
             "started", [], f"memory_node started at revision {self._store.revision}", force=True
         )
         self.create_timer(1.0, self._poll_revision, callback_group=control)
+        self.create_timer(1.0, self._check_embedder, callback_group=control)
         self.create_timer(5.0, self._close_stale_visits, callback_group=control)
-        slow = MutuallyExclusiveCallbackGroup()
-        if self.params["recluster_period"] > 0:  # 0 = never (a 0 s timer would fire non-stop)
-            self.create_timer(self.params["recluster_period"], self._recluster, callback_group=slow)
-        self.create_timer(self.params["purge_period"], self._purge, callback_group=slow)
+        self._slow = MutuallyExclusiveCallbackGroup()
+        self._recluster_timer: Any = None
+        self._purge_timer: Any = None
+        self._schedule_recluster()
+        self._schedule_purge()
+        self._diagnostics = StageDiagnostics(self, "memory", self._stats, self._counters,
+                                             self._health)
+        self.on_params_changed(self._apply)
         self._close_stale_visits()
         # Retention also at start: a robot restarted more often than purge_period (every night,
         # on each crash) would otherwise never delete expired faces and visits.
         self._purge()
 
-    def _reembed_on_start(self) -> None:
-        """Re-embed stored crops made by another embedder than ``face_embedder``."""
-        from ..config import embedding as embedding_params
+    # -- parameters at run time ----------------------------------------------------------------
+    def _apply(self, changed: dict[str, Any]) -> None:
+        """Hand changed parameters to the store and the timers; a shorter retention purges now."""
+        if changed.keys() & STORE_OPTION_PARAMS:
+            self._store.set_options(StoreOptions.from_params(self.params))
+        if "store_crops" in changed:
+            self.get_logger().info("face crops are " + (
+                "stored again" if changed["store_crops"] else "no longer stored") +
+                " from the next face on")
+        if "recluster_period" in changed:
+            self._schedule_recluster()
+        if "purge_period" in changed:
+            self._schedule_purge()
+        if changed.keys() & {"unknown_retention_days", "visit_retention_days"}:
+            self._purge()
+
+    def _schedule_recluster(self) -> None:
+        if self._recluster_timer is not None:
+            self.destroy_timer(self._recluster_timer)
+            self._recluster_timer = None
+        period = float(self.params["recluster_period"])
+        if period > 0:  # 0 = never (a 0 s timer would fire non-stop)
+            self._recluster_timer = self.create_timer(period, self._recluster,
+                                                      callback_group=self._slow)
+
+    def _schedule_purge(self) -> None:
+        if self._purge_timer is not None:
+            self.destroy_timer(self._purge_timer)
+        self._purge_timer = self.create_timer(float(self.params["purge_period"]), self._purge,
+                                              callback_group=self._slow)
+
+    # -- health ----------------------------------------------------------------------------------
+    def _counters(self) -> dict[str, float | str]:
+        options = self._store.options
+        return {
+            "received": float(self._received),
+            "dropped": 0.0,
+            "revision": float(self._published_revision),
+            "writable": float(self._store.writable),
+            "store_crops": float(options.store_crops),
+            "crop_format": options.crop_format,
+            "cluster_min_size": float(options.cluster.min_size),
+            "unknown_retention_days": float(options.unknown_retention_days),
+            "visit_retention_days": float(options.visit_retention_days),
+            "face_embedder": self._face_embedder,
+            "persons_without_vectors": float(self._persons_without_vectors),
+            "reembed": self._reembed_state,
+        }
+
+    def _health(self) -> Health:
+        """ERROR while writes fail; WARN when read-only or persons lack the active embedder."""
+        found: list[Health] = []
+        if time.monotonic() - self._write_error_at < WRITE_ERROR_HOLD:
+            found.append((ERROR, f"cannot store: {self._write_error}"))
+        if not self._store.writable:
+            found.append((WARN, "the memory is read-only: nothing new is stored"))
+        if self._persons_without_vectors:
+            found.append((WARN, f"{self._persons_without_vectors} persons have no face vector "
+                                f"made by {self._face_embedder} (the embedder of the faces "
+                                f"arriving): they cannot be recognised until re-embedded "
+                                f"({self._reembed_state})"))
+        if not found:
+            return OK, "ok"
+        return max(level for level, _ in found), "; ".join(text for _, text in found)
+
+    def _write_failed(self, problem: str) -> None:
+        self._stats.error()
+        self._write_error, self._write_error_at = problem, time.monotonic()
+
+    # -- the face embedder -------------------------------------------------------------------
+    def _on_embedding_params(self, resp: GetParameters.Response) -> None:
+        """embedding_node's parameters are in: re-embed stale vectors with its embedder."""
+        names = [spec.name for spec in embedding_params.PARAMS]
+        params = {}
+        for name, value in zip(names, resp.values, strict=False):
+            python = parameter_value_to_python(value)
+            if python is not None:
+                params[name] = python
+        self._reembed_state = "checking"
+        threading.Thread(target=self._reembed, args=(params,), name="memory_node-reembed",
+                         daemon=True).start()
+
+    def _reembed(self, params: dict[str, Any]) -> None:
+        """Re-embed stored crops made by another embedder than embedding_node's (a thread)."""
         from ..embedding import build_face_embedder
         from ..embedding.factory import tolerant_embed_fn
 
         log = self.get_logger()
-        defaults = {s.name: s.default for s in embedding_params.PARAMS}
+        kind = str(params.get("face_embedder", "dlib"))
         try:
-            embedder = build_face_embedder(self.params["face_embedder"], **defaults)
-        except (FileNotFoundError, ValueError, ImportError) as exc:
+            embedder = build_face_embedder(kind, **params)
+        except (FileNotFoundError, ValueError, ImportError, RuntimeError) as exc:
+            self._reembed_state = f"cannot build embedding_node's {kind} embedder: {exc}"
             log.warning(f"stored faces not checked for re-embedding: {exc}")
             return
-        stale = self._store.stats().num_embeddings - len(
-            self._store.gallery(embedder.id).entries
-        )
-        stale_unknowns = sum(1 for u in self._store.list_unknowns() if u.embedder != embedder.id)
-        if stale <= 0 and not stale_unknowns:
+        try:
+            stale = self._store.stats().num_embeddings - len(
+                self._store.gallery(embedder.id).entries)
+            stale_unknowns = sum(1 for u in self._store.list_unknowns()
+                                 if u.embedder != embedder.id)
+            if stale <= 0 and not stale_unknowns:
+                self._reembed_state = f"every stored face is made by {embedder.id}"
+                return
+            log.info(f"re-embedding {stale} stored faces and {stale_unknowns} unknown faces with "
+                     f"{embedder.id} (embedding_node's {kind}; the gallery was made by another "
+                     "embedder)")
+            self._reembed_state = f"re-embedding with {embedder.id}"
+            report = self._store.reembed(tolerant_embed_fn(embedder), embedder.id)
+        except STORE_ERRORS as exc:
+            self._reembed_state = f"failed: {exc}"
+            log.error(f"re-embedding failed: {exc}")
             return
-        log.info(f"re-embedding {stale} stored faces and {stale_unknowns} unknown faces with "
-                 f"{embedder.id} (the gallery was made by another embedder)")
-        report = self._store.reembed(tolerant_embed_fn(embedder), embedder.id)
+        self._reembed_state = f"re-embedded with {embedder.id}"
+        self._checked_embedder = ""  # count the persons without vectors again
         log.info(f"re-embedded {report.num_embeddings} faces and {report.num_unknowns} unknown "
                  f"faces with {embedder.id}; {report.num_without_crop} without a crop and "
                  f"{report.num_failed} failed keep their old vectors")
+
+    def _check_embedder(self) -> None:
+        """Count the persons who have no vector of the embedder the faces arrive from."""
+        embedder = self._face_embedder
+        if not embedder or embedder == self._checked_embedder:
+            return
+        try:
+            gallery = self._store.gallery(embedder)
+            have = {e.person_id for e in gallery.entries} | set(gallery.opted_out)
+            missing = [p.person_id for p in self._store.list_persons("")
+                       if p.num_embeddings and p.person_id not in have]
+        except STORE_ERRORS as exc:
+            self.get_logger().warning(f"cannot check the gallery of {embedder}: {exc}",
+                                      throttle_duration_sec=60.0)
+            return
+        self._checked_embedder = embedder
+        if missing and len(missing) != self._persons_without_vectors:
+            self.get_logger().warning(
+                f"{len(missing)} persons have no face vector made by {embedder}, the embedder "
+                "of the faces arriving: they cannot be recognised until their stored crops are "
+                "re-embedded (reembed_on_start, or `visio-memoria db reembed`)")
+        self._persons_without_vectors = len(missing)
 
     # -- topics ------------------------------------------------------------------------------
     def _on_activities(self, msg: ActivityArray) -> None:
@@ -171,20 +348,32 @@ class MemoryNode(VisioNode):
                 self._activity_by_face.clear()
 
     def _on_identities(self, msg: IdentityArray) -> None:
+        t0 = time.monotonic()
+        self._received += 1
         t = stamp_to_s(msg.header.stamp)
         location = msg.header.frame_id
+        failed = False
         for ident in msg.identities:
+            if ident.embedder and len(ident.embedding) and ident.embedder != self._face_embedder:
+                self.get_logger().info(f"faces arrive embedded by {ident.embedder}")
+                self._face_embedder = ident.embedder
             try:
                 self._record(ident, t, location)
             except OptedOutError:
                 continue
             except StoreUnavailable as exc:
+                failed = True
+                self._write_failed(str(exc))
                 self.get_logger().error(f"cannot store: {exc}", throttle_duration_sec=10.0)
             except Exception as exc:  # one bad identity must not stop the others
+                failed = True
+                self._write_failed(f"{type(exc).__name__}: {exc}")
                 self.get_logger().error(
                     f"dropped identity of track {ident.track_id}: {type(exc).__name__}: {exc}",
                     throttle_duration_sec=5.0,
                 )
+        if not failed:
+            self._stats.record(time.monotonic() - t0, max(0.0, self.now_s() - t))
 
     def _record(self, ident: Any, t: float, location: str) -> None:
         status = int(ident.status)
