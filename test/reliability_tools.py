@@ -1,6 +1,7 @@
-"""Shared pieces of the reliability, fuzz and privacy tests: messages, service calls, db checks.
+"""Shared pieces of the reliability, fuzz, privacy, gallery and parameter tests: messages,
+service calls, db checks, a scripted memory_node stand-in.
 
-Imported by test_reliability_*.py, test_fuzz_*.py and test_privacy_*.py only. Messages are
+Imported by the reliability, fuzz, privacy, gallery and parameter tests only. Messages are
 built the way the real nodes build them (rgb_to_msg crops, 128-d dlib-sized embeddings), the
 database is inspected with plain ``sqlite3`` opened read-only, so a check never changes what a
 restarted node will find.
@@ -9,15 +10,17 @@ restarted node will find.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from visio_memoria.msg import Face, Identity, IdentityArray, Perception
+from visio_memoria.msg import Face, Identity, IdentityArray, MemoryEvent, Perception
+from visio_memoria.srv import GetGallery, ListVisits
 
 from visio_memoria_ros.memory.validation import validate_vector
-from visio_memoria_ros.nodes.common import s_to_stamp
+from visio_memoria_ros.nodes.common import LATCHED_QOS, s_to_stamp
 from visio_memoria_ros.nodes.images import rgb_to_msg
 
 #: The identity node's default embedder: its thresholds (accept 0.925) apply.
@@ -143,3 +146,103 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class FakeMemory:
+    """memory_node's gallery side, scripted: ``people[embedder] = {person_id: (name, vector)}``.
+
+    Its own node, context and executor, spun on a thread with several workers, so a request it
+    holds (or drops) blocks only its own callback, never the test's node.
+    """
+
+    def __init__(self, revision: int) -> None:
+        import rclpy
+        from rclpy.callback_groups import ReentrantCallbackGroup
+        from rclpy.context import Context
+        from rclpy.executors import MultiThreadedExecutor
+
+        self.revision = revision
+        self.people: dict[str, dict[int, tuple[str, np.ndarray]]] = {EMBEDDER: {}}
+        self.requests: list[str] = []  # embedder of every get_gallery request received
+        self.drop = 0  # drop this many of the next requests (never answered)
+        self.hold = False  # keep requests unanswered until release()
+        self.refuse: set[str] = set()  # embedders answered with success=false
+        self.answered: list[int] = []  # revision of every answer sent
+        self._lock = threading.Lock()
+        self._released = threading.Event()
+        self._closing = threading.Event()
+        self._release_revision = revision
+        self.held = 0
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("fake_memory_node", context=self.context)
+        group = ReentrantCallbackGroup()
+        self.events = self.node.create_publisher(MemoryEvent, "memory/events", LATCHED_QOS)
+        self.node.create_service(GetGallery, "visio_memoria/get_gallery", self._get_gallery,
+                                 callback_group=group)
+        self.node.create_service(ListVisits, "visio_memoria/list_visits", self._list_visits,
+                                 callback_group=group)
+        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self.context.ok() and not self._closing.is_set():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def announce(self, kind: str) -> None:
+        """Publish a memory event at the current revision."""
+        self.events.publish(MemoryEvent(revision=self.revision, kind=kind, message=kind))
+
+    def _list_visits(self, request: Any, response: Any) -> Any:
+        response.success = True
+        return response
+
+    def _fill(self, request: Any, response: Any, revision: int) -> Any:
+        people = self.people.get(request.embedder, {})
+        response.revision = revision
+        if request.embedder in self.refuse:
+            response.success, response.message = False, "store busy"
+            return response
+        response.success = True
+        if people:
+            vectors = np.stack([v for _, v in people.values()])
+            response.dim = vectors.shape[1]
+            response.embedding_ids = list(range(1, len(people) + 1))
+            response.person_ids = list(people)
+            response.names = [n for n, _ in people.values()]
+            response.vectors = vectors.reshape(-1).astype(np.float32)
+        with self._lock:
+            self.answered.append(revision)
+        return response
+
+    def _get_gallery(self, request: Any, response: Any) -> Any:
+        with self._lock:
+            self.requests.append(request.embedder)
+            drop = self.drop > 0
+            self.drop -= int(drop)
+            hold = self.hold and not drop
+            self.held += int(hold)
+        if drop:  # this request gets no reply (it is answered only as the test ends)
+            self._closing.wait()
+            return response
+        if hold:
+            self._released.wait()
+            return self._fill(request, response, self._release_revision)
+        return self._fill(request, response, self.revision)
+
+    def release(self, revision: int) -> None:
+        """Answer every held request as of ``revision``; answer new ones at once."""
+        self._release_revision = revision
+        self.hold = False
+        self._released.set()
+
+    def close(self) -> None:
+        """Unblock every callback and shut the node down."""
+        self._closing.set()
+        self._released.set()
+        self._thread.join(timeout=5.0)
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()

@@ -9,7 +9,6 @@ refuse it. What identity_node believes is read from /diagnostics (level, message
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -19,11 +18,10 @@ import pytest
 pytestmark = pytest.mark.dds
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from reliability_tools import EMBEDDER, perception, unit  # noqa: E402
-from visio_memoria.msg import IdentityArray, MemoryEvent, Perception  # noqa: E402
-from visio_memoria.srv import GetGallery, ListVisits  # noqa: E402
+from reliability_tools import EMBEDDER, FakeMemory, perception, unit  # noqa: E402
+from visio_memoria.msg import IdentityArray, Perception  # noqa: E402
 
-from visio_memoria_ros.nodes.common import LATCHED_QOS, RELIABLE_QOS  # noqa: E402
+from visio_memoria_ros.nodes.common import RELIABLE_QOS  # noqa: E402
 
 RNG = np.random.default_rng(11)
 ALICE, BOB = unit(RNG), unit(RNG)
@@ -31,106 +29,6 @@ ALICE, BOB = unit(RNG), unit(RNG)
 OTHER = "testnet_64"
 CAROL = unit(RNG, 64)
 OK, WARN, ERROR = 0, 1, 2
-
-
-class FakeMemory:
-    """memory_node's gallery side, scripted: ``people[embedder] = {person_id: (name, vector)}``.
-
-    Its own node, context and executor, spun on a thread with several workers, so a request it
-    holds (or drops) blocks only its own callback, never the test's node.
-    """
-
-    def __init__(self, revision: int) -> None:
-        import rclpy
-        from rclpy.callback_groups import ReentrantCallbackGroup
-        from rclpy.context import Context
-        from rclpy.executors import MultiThreadedExecutor
-
-        self.revision = revision
-        self.people: dict[str, dict[int, tuple[str, np.ndarray]]] = {EMBEDDER: {}}
-        self.requests: list[str] = []  # embedder of every get_gallery request received
-        self.drop = 0  # drop this many of the next requests (never answered)
-        self.hold = False  # keep requests unanswered until release()
-        self.refuse: set[str] = set()  # embedders answered with success=false
-        self.answered: list[int] = []  # revision of every answer sent
-        self._lock = threading.Lock()
-        self._released = threading.Event()
-        self._closing = threading.Event()
-        self._release_revision = revision
-        self.held = 0
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("fake_memory_node", context=self.context)
-        group = ReentrantCallbackGroup()
-        self.events = self.node.create_publisher(MemoryEvent, "memory/events", LATCHED_QOS)
-        self.node.create_service(GetGallery, "visio_memoria/get_gallery", self._get_gallery,
-                                 callback_group=group)
-        self.node.create_service(ListVisits, "visio_memoria/list_visits", self._list_visits,
-                                 callback_group=group)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self.context.ok() and not self._closing.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def announce(self, kind: str) -> None:
-        """Publish a memory event at the current revision."""
-        self.events.publish(MemoryEvent(revision=self.revision, kind=kind, message=kind))
-
-    def _list_visits(self, request: Any, response: Any) -> Any:
-        response.success = True
-        return response
-
-    def _fill(self, request: Any, response: Any, revision: int) -> Any:
-        people = self.people.get(request.embedder, {})
-        response.revision = revision
-        if request.embedder in self.refuse:
-            response.success, response.message = False, "store busy"
-            return response
-        response.success = True
-        if people:
-            vectors = np.stack([v for _, v in people.values()])
-            response.dim = vectors.shape[1]
-            response.embedding_ids = list(range(1, len(people) + 1))
-            response.person_ids = list(people)
-            response.names = [n for n, _ in people.values()]
-            response.vectors = vectors.reshape(-1).astype(np.float32)
-        with self._lock:
-            self.answered.append(revision)
-        return response
-
-    def _get_gallery(self, request: Any, response: Any) -> Any:
-        with self._lock:
-            self.requests.append(request.embedder)
-            drop = self.drop > 0
-            self.drop -= int(drop)
-            hold = self.hold and not drop
-            self.held += int(hold)
-        if drop:  # this request gets no reply (it is answered only as the test ends)
-            self._closing.wait()
-            return response
-        if hold:
-            self._released.wait()
-            return self._fill(request, response, self._release_revision)
-        return self._fill(request, response, self.revision)
-
-    def release(self, revision: int) -> None:
-        """Answer every held request as of ``revision``; answer new ones at once."""
-        self._release_revision = revision
-        self.hold = False
-        self._released.set()
-
-    def close(self) -> None:
-        """Unblock every callback and shut the node down."""
-        self._closing.set()
-        self._released.set()
-        self._thread.join(timeout=5.0)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.context.try_shutdown()
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from visio_memoria_ros.perception import Perceiver
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 
 
-def test_gallery_of_another_embedder_is_reembedded_with_embedding_nodes_embedder(launch, tmp_path, asset_image_path):
+def test_gallery_of_another_embedder_is_reembedded_with_embedding_nodes_embedder(
+        launch, tmp_path, asset_image_path):
     faces = Perceiver().process(
         cv2.cvtColor(cv2.imread(str(asset_image_path)), cv2.COLOR_BGR2RGB)).faces
     assert len(faces) >= 2
