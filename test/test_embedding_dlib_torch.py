@@ -236,6 +236,22 @@ def test_max_batch_splits_the_same(cache_dir: Path, torch_embedder) -> None:
     )
 
 
+def test_max_batch_bounds_each_forward(cache_dir: Path, monkeypatch, tmp_path: Path) -> None:
+    emb = DlibTorchFaceEmbedder(cache_dir=cache_dir, warmup=False)
+    sizes: list[int] = []
+    emb._model.register_forward_hook(lambda _m, args, _out: sizes.append(len(args[0])))
+    chips = [np.zeros((150, 150, 3), np.uint8)] * 5
+    emb.descriptors_from_chips(chips)
+    assert emb.max_batch == 16 and sizes == [5]
+    emb.max_batch = 2  # what embedding_node does when max_batch changes at run time
+    emb.descriptors_from_chips(chips)
+    assert sizes == [5, 2, 2, 1]
+    with pytest.raises(ValueError, match="max_batch"):
+        emb.max_batch = 0
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert build_face_embedder("dlib", max_batch=3).max_batch == 3
+
+
 def test_channels_last_gives_the_same(cache_dir: Path, torch_embedder) -> None:
     rng = np.random.default_rng(4)
     chips = [rng.integers(0, 256, (150, 150, 3), dtype=np.uint8) for _ in range(2)]

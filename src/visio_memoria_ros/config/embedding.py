@@ -177,7 +177,8 @@ PARAMS: list[ParamSpec] = [
     ParamSpec(
         "max_batch",
         16,
-        "Most crops in one DINOv3 forward pass; a frame with more crops runs several passes.",
+        "Most crops in one DINOv3 or dlib ResNet (torch) forward pass; a frame with more crops "
+        "runs several passes.",
         min=1,
         max=256,
     ),

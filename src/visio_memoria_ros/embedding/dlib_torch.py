@@ -626,7 +626,7 @@ class DlibTorchFaceEmbedder:
         precision: str = "fp32",
         num_threads: int = 0,
         channels_last: bool | None = None,
-        max_batch: int = 32,
+        max_batch: int = 16,
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
         predictor_box: tuple[int, int, int, int] = DLIB_BOX_IN_CANONICAL,
@@ -640,8 +640,6 @@ class DlibTorchFaceEmbedder:
         """
         if num_threads < 0:
             raise ValueError(f"num_threads must be >= 0, got {num_threads}")
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if recognition_model_path is None or shape_predictor_path is None:
             default_rec, default_sp = default_model_paths()
             recognition_model_path = recognition_model_path or default_rec
@@ -663,7 +661,7 @@ class DlibTorchFaceEmbedder:
         if self._channels_last:
             model = model.to(memory_format=torch.channels_last)
         self._model = model
-        self._max_batch = int(max_batch)
+        self.max_batch = max_batch
         self._size = model.spec.input_size
         if warmup:
             self.warmup()
@@ -687,6 +685,17 @@ class DlibTorchFaceEmbedder:
     def dim(self) -> int:
         """Embedding length (128)."""
         return self._model.spec.fc_out
+
+    @property
+    def max_batch(self) -> int:
+        """Most chips in one forward pass; more run as several passes."""
+        return self._max_batch
+
+    @max_batch.setter
+    def max_batch(self, value: int) -> None:
+        if int(value) < 1:
+            raise ValueError(f"max_batch must be >= 1, got {value}")
+        self._max_batch = int(value)
 
     @property
     def device(self) -> torch.device:
