@@ -400,7 +400,7 @@ def _build_spec(
             state[f"blocks.{n}.conv{j}.bias"] = torch.from_numpy(b)
         i += 5
         pool = None
-        if names[i] == "avg_pool_2":
+        if i < len(names) and names[i] == "avg_pool_2":
             pool = _pool(records[i], r)
             i += 1
         expect(i, "add_prev_", "relu_")
