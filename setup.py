@@ -14,6 +14,9 @@ setup(
     package_dir={"": "src"},
     packages=find_packages("src"),
     python_requires=">=3.10",
+    # Every third-party module the code imports (test/test_packaging.py checks it). What the
+    # default pipeline needs beyond these comes as extras: torch, "mtcnn" (facenet-pytorch,
+    # install it with --no-deps: its metadata pins an old torch), "dlib".
     install_requires=[
         "numpy",
         "opencv-python-headless<5",
@@ -27,11 +30,15 @@ setup(
     ],
     extras_require={
         "torch": ["torch", "torchvision"],
-        "mtcnn": ["facenet-pytorch"],
-        "dlib": ["dlib-bin", "face_recognition_models"],
+        "mtcnn": ["facenet-pytorch", "torch", "torchvision"],
+        # face_recognition_models reads its model files through pkg_resources
+        "dlib": ["dlib-bin", "face_recognition_models", "setuptools<80"],
         "dinov3": ["torch", "transformers"],
+        "ui": ["streamlit", "altair"],
+        "crypto": ["cryptography"],
+        # optional, AGPL-3.0: only the YOLO face/person backends need it
         "yolo": ["ultralytics"],
-        "ui": ["streamlit"],
+        "test": ["pytest", "pytest-timeout", "hypothesis", "ruff", "playwright", "onnx"],
     },
     entry_points={"console_scripts": ["visio-memoria=visio_memoria_ros.cli:main"]},
 )

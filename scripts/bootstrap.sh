@@ -18,7 +18,7 @@ pick_python() {
 }
 
 # --- Labelling page browser test (test/test_ui_browser.py) ---------------------------------
-# Playwright (requirements/ml.txt) drives Debian's chromium; never `playwright install`.
+# Playwright (requirements/test.txt) drives Debian's chromium; never `playwright install`.
 ensure_chromium() {
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -66,7 +66,8 @@ touch "$VENV/COLCON_IGNORE"
 
 echo "bootstrap: installing ROS 2 wheels, the ML stack and visio_memoria into $VENV"
 python -m pip install -q -U pip 'setuptools<80' wheel
-python -m pip install -q -c requirements/constraints.txt -r requirements/ros.txt -r requirements/ml.txt
+python -m pip install -q -c requirements/constraints.txt -r requirements/ros.txt -r requirements/ml.txt \
+  -r requirements/yolo.txt -r requirements/test.txt
 python -m pip install -q --no-deps -r requirements/nodeps.txt
 python -m pip install -q --no-deps -e .
 

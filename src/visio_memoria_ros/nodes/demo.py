@@ -264,8 +264,13 @@ def main(argv: list[str] | None = None) -> int:
         (out / sub).mkdir(parents=True, exist_ok=True)
     if args.source:
         return live(out, args.source)
-    from ultralytics.utils import ASSETS
-
+    try:
+        from ultralytics.utils import ASSETS
+    except ImportError:
+        _say("demo FAILED: the scripted story replays zidane.jpg, which ships with the optional "
+             "ultralytics package (pip install -r requirements/yolo.txt); or run it live on "
+             "your own source with --source")
+        return 1
     try:
         return scripted(out, Path(ASSETS) / "zidane.jpg")
     except RuntimeError as exc:
