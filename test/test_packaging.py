@@ -129,7 +129,7 @@ def test_every_package_xml_key_resolves_in_rosdep_or_is_a_ros_package():
     unresolved = [(tag, key) for tag, key in _depends()
                   if key not in keys and key not in ROS_PACKAGES]
     assert not unresolved, f"not rosdep keys nor ROS packages: {unresolved}"
-    # The ones the issue tracker found broken, by name.
+    # The keys `rosdep install` could not resolve before, by name.
     declared = {key for _, key in _depends()}
     assert {"python3-faiss", "python3-dlib-pip"} <= declared
     assert not {"python3-faiss-pip", "python3-dlib"} & declared

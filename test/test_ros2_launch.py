@@ -9,7 +9,7 @@
 
 Needs ``ros2 launch`` (a ROS install, or ``../shared/ros-cli`` installed by bootstrap.sh) and
 skips with the reason otherwise. Every process gets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and
-this session's ROS_DOMAIN_ID; a launch is stopped with SIGINT (launch then stops its nodes
+the test run's ROS_DOMAIN_ID; a launch is stopped with SIGINT (launch then stops its nodes
 without respawning them) and its whole process group is killed after it.
 """
 
