@@ -188,3 +188,18 @@ def test_interrupt_while_starting_is_a_clean_exit(launch):
         listener.close()
     out = cam.output()
     assert "shut down while starting" in out and "Traceback" not in out
+
+
+def test_repeated_sigint_is_a_clean_exit(ros, launch, frames):
+    """Ctrl-C on `ros2 launch` reaches a node twice (the terminal's and launch's own): the
+    second must not interrupt the clean-up. Here SIGINT comes every 5 ms until the node ends."""
+    status = CameraStatus(ros)
+    cam = launch("camera_node", params={"source": str(frames[0].parent), "loop": False})
+    ros.spin_until(lambda: status.seen(DiagnosticStatus.OK, "ended"), 30, "the end", [cam])
+    deadline = time.monotonic() + 30
+    while cam.alive() and time.monotonic() < deadline:
+        cam.signal(signal.SIGINT)
+        time.sleep(0.005)
+    assert cam.wait(timeout=5) == 0
+    out = cam.output()
+    assert "Traceback" not in out and "never retrieved" not in out

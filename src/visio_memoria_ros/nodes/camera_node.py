@@ -113,6 +113,8 @@ class CameraNode(VisioNode):
         self._diag_pub.wait_for_all_acked(Duration(seconds=1.0))
 
     def _publish_diagnostics(self) -> None:
+        if not self.context.ok():
+            return  # shutting down: the publisher is gone
         src = self._source
         status = DiagnosticStatus(
             level=_LEVELS[src.state],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import sys
 import threading
 import time
@@ -455,6 +456,10 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        if threading.current_thread() is threading.main_thread():
+            # Ctrl-C in a terminal reaches every node of the process group and ros2 launch
+            # forwards its own SIGINT: the second one must not break the clean-up.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         close = getattr(node, "close", None)
         if callable(close):
             close()
