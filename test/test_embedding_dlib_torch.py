@@ -167,6 +167,145 @@ def test_trailing_bytes_are_ignored_like_dlib(dat_path: str, tmp_path: Path, cap
     assert all(torch.equal(state[k], reference[k]) for k in reference)
 
 
+class _DatWriter:
+    """Writes dlib's serialization format (the parser's inverse), for synthetic networks."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+
+    def int(self, v: int) -> None:
+        raw = abs(v).to_bytes(max(1, (abs(v).bit_length() + 7) // 8), "little")
+        self.out += bytes([len(raw) | (0x80 if v < 0 else 0)]) + raw
+
+    def str(self, v: str) -> None:
+        self.int(len(v))
+        self.out += v.encode()
+
+    def real(self, v: float) -> None:
+        self.int(round(v * 2**16))
+        self.int(-16)
+
+    def tensor(self, a: np.ndarray, dims: tuple[int, ...] | None = None) -> None:
+        self.int(2)
+        for d in dims or (a.size, 1, 1, 1):
+            self.int(d)
+        self.out += np.asarray(a, "<f4").tobytes()
+
+    def alias(self, *dims: int) -> None:
+        self.int(1)
+        for d in dims:
+            self.int(d)
+
+    def state(self, first: bool) -> None:
+        self.out += b"110"
+        for _ in range(3):
+            self.tensor(np.zeros(0), (0, 0, 0, 0))
+        if first:
+            self.int(1)
+
+    def con(self, cin: int, cout: int, k: int, stride: int, pad: int) -> None:
+        rng = np.random.default_rng(cin * 100 + cout)
+        self.str("con_4")
+        self.tensor(rng.normal(0, 0.1, cout * cin * k * k + cout))
+        for v in (cout, k, k, stride, stride, pad, pad):
+            self.int(v)
+        self.alias(cout, cin, k, k)
+        self.alias(1, cout, 1, 1)
+        for v in (1.0, 1.0, 1.0, 0.0):
+            self.real(v)
+
+    def affine(self, c: int) -> None:
+        self.str("affine_")
+        self.tensor(np.concatenate([np.full(c, 0.9), np.full(c, 0.1)]))
+        self.alias(1, c, 1, 1)
+        self.alias(1, c, 1, 1)
+        self.int(0)
+
+    def pool(self, name: str, k: int, stride: int) -> None:
+        self.str(name)
+        for v in (k, k, stride, stride, 0, 0):
+            self.int(v)
+
+    def fc(self, cin: int, cout: int) -> None:
+        self.str("fc_2")
+        self.int(cout)
+        self.int(cin)
+        self.tensor(np.random.default_rng(1).normal(0, 0.1, cin * cout), (cin, cout, 1, 1))
+        self.alias(cin, cout, 1, 1)
+        self.alias(0, 0, 0, 0)
+        self.int(1)
+        for v in (1.0, 1.0, 1.0, 0.0):
+            self.real(v)
+
+
+def _write_net(path: Path, layers: list) -> None:
+    """A dlib metric network file: loss, nesting versions, input, then each layer + state."""
+    w = _DatWriter()
+    w.int(1)
+    w.str("loss_metric_2")
+    w.real(0.04)
+    w.real(0.6)
+    for _ in range(len(layers) - 1):
+        w.int(2)  # add_layer
+    w.int(1)  # a tag layer
+    w.int(3)  # the input add_layer
+    w.str("input_rgb_image_sized")
+    for v in (122.75, 117.0, 104.25):
+        w.real(v)
+    w.int(150)
+    w.int(150)
+    for i, layer in enumerate(layers):
+        layer(w)
+        w.state(first=i == 0)
+    path.write_bytes(bytes(w.out))
+
+
+_STEM = [
+    lambda w: w.con(3, 4, 7, 2, 0),
+    lambda w: w.affine(4),
+    lambda w: w.str("relu_"),
+    lambda w: w.pool("max_pool_2", 3, 2),
+]
+_DOWN_BLOCK = [
+    lambda w: w.con(4, 8, 3, 2, 0),
+    lambda w: w.affine(8),
+    lambda w: w.str("relu_"),
+    lambda w: w.con(8, 8, 3, 1, 1),
+    lambda w: w.affine(8),
+    lambda w: w.pool("avg_pool_2", 2, 2),
+    lambda w: w.str("add_prev_"),
+    lambda w: w.str("relu_"),
+]
+_HEAD = [lambda w: w.pool("avg_pool_2", 0, 1), lambda w: w.fc(8, 5)]
+
+
+def test_parse_follows_the_grammar_not_one_file(tmp_path: Path) -> None:
+    small = tmp_path / "small.dat"
+    _write_net(small, _STEM + _DOWN_BLOCK + _HEAD)
+    spec, state = parse_dlib_resnet(small)
+    assert spec.mean_rgb == (122.75, 117.0, 104.25) and (spec.fc_in, spec.fc_out) == (8, 5)
+    assert len(spec.blocks) == 1 and spec.blocks[0].pool == (2, 2, 0)
+    # the stem's affine (gamma 0.9, beta 0.1) is folded into its convolution
+    raw = np.random.default_rng(3 * 100 + 4).normal(0, 0.1, 4 * 3 * 7 * 7 + 4).astype(np.float32)
+    weight, bias = raw[:-4].reshape(4, 3, 7, 7), raw[-4:]
+    np.testing.assert_allclose(state["stem.weight"].numpy(), 0.9 * weight, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(state["stem.bias"].numpy(), 0.9 * bias + 0.1, rtol=1e-6, atol=1e-7)
+    model, _ = load_dlib_resnet(small, use_cache=False)
+    chips = torch.zeros((2, 150, 150, 3), dtype=torch.uint8)
+    assert model(chips).shape == (2, 5)
+
+
+def test_network_ending_inside_a_block_is_refused(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.dat"
+    _write_net(cut, _STEM + _DOWN_BLOCK[:5])
+    with pytest.raises(DlibModelError, match=r"expected \['add_prev_', 'relu_'\]"):
+        parse_dlib_resnet(cut)
+    odd = tmp_path / "odd.dat"
+    _write_net(odd, [*_STEM, lambda w: w.str("sig_")])
+    with pytest.raises(DlibModelError, match="unsupported layer 'sig_'"):
+        parse_dlib_resnet(odd)
+
+
 def test_another_dlib_file_is_refused(tmp_path: Path) -> None:
     shape_predictor = default_model_paths()[1]
     with pytest.raises(DlibModelError, match="shape_predictor_5_face_landmarks"):
