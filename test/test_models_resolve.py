@@ -238,3 +238,17 @@ def test_embedding_node_reports_missing_dinov3_on_diagnostics(ros, launch, tmp_p
     assert str(empty / "dinov3-vitb16-pretrain-lvd1689m") in status.message
     assert "activity comes from track dynamics only" in status.message
     assert str(empty / "dinov3-vitb16-pretrain-lvd1689m") in proc.output()  # and in the log
+
+
+def test_dlib_model_files_given_by_name_are_found_in_the_model_folder(model_folder):
+    pytest.importorskip("dlib")
+    from visio_memoria_ros.embedding import build_face_embedder
+    from visio_memoria_ros.embedding.dlib_face import default_model_paths
+
+    rec, shape = default_model_paths()
+    names = {"dlib_recognition_model_path": "rec.dat", "dlib_shape_predictor_path": "sp.dat"}
+    with pytest.raises(ModelNotFoundError, match=str(model_folder / "rec.dat")):
+        build_face_embedder("dlib_cpp", **names)
+    (model_folder / "rec.dat").symlink_to(rec)
+    (model_folder / "sp.dat").symlink_to(shape)
+    assert build_face_embedder("dlib_cpp", **names).id == "dlib_resnet_v1_128"

@@ -59,13 +59,14 @@ PARAMS: list[ParamSpec] = [
         "dlib_recognition_model_path",
         "",
         "dlib_face_recognition_resnet_model_v1.dat; empty = the copy inside "
-        "face_recognition_models.",
+        "face_recognition_models. " + MODEL_LOOKUP,
         read_only=True,
     ),
     ParamSpec(
         "dlib_shape_predictor_path",
         "",
-        "shape_predictor_5_face_landmarks.dat; empty = the copy inside face_recognition_models.",
+        "shape_predictor_5_face_landmarks.dat; empty = the copy inside face_recognition_models. "
+        + MODEL_LOOKUP,
         read_only=True,
     ),
     ParamSpec(

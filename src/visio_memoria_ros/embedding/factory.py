@@ -27,6 +27,12 @@ def _opt_path(value: Any) -> str | None:
     return text or None
 
 
+def _dlib_path(params: Mapping[str, Any], name: str) -> str | None:
+    """A dlib model path parameter, resolved in the model folders; None = the packaged copy."""
+    path = _opt_path(params.get(name))
+    return None if path is None else str(resolve_model(path, f"dlib model ({name})"))
+
+
 def build_dinov3(
     *,
     dinov3_source: str = "pretrained_dir",
@@ -104,8 +110,8 @@ def build_dlib_cpp(**params: Any) -> FaceEmbedder:
     from .dlib_face import DlibFaceEmbedder
 
     return DlibFaceEmbedder(
-        recognition_model_path=_opt_path(params.get("dlib_recognition_model_path")),
-        shape_predictor_path=_opt_path(params.get("dlib_shape_predictor_path")),
+        recognition_model_path=_dlib_path(params, "dlib_recognition_model_path"),
+        shape_predictor_path=_dlib_path(params, "dlib_shape_predictor_path"),
         num_jitters=int(params.get("dlib_num_jitters", 0)),
     )
 
@@ -125,8 +131,8 @@ def build_dlib_torch(**params: Any) -> FaceEmbedder:
     from .dlib_torch import DlibTorchFaceEmbedder
 
     return DlibTorchFaceEmbedder(
-        recognition_model_path=_opt_path(params.get("dlib_recognition_model_path")),
-        shape_predictor_path=_opt_path(params.get("dlib_shape_predictor_path")),
+        recognition_model_path=_dlib_path(params, "dlib_recognition_model_path"),
+        shape_predictor_path=_dlib_path(params, "dlib_shape_predictor_path"),
         device=str(params.get("device", "cpu") or "cpu"),
         precision=str(params.get("precision", "fp32") or "fp32"),
         num_threads=int(params.get("torch_num_threads", 0)),
