@@ -92,6 +92,13 @@ def test_missing_device_is_retried_with_back_off_then_gives_up():
     assert src.poll() is None and src.state is SourceState.FAILED
 
 
+def test_a_source_that_never_opened_says_what_it_names():
+    for source, kind in [("/dev/video3", "device"), ("2", "device"), ("rtsp://cam/1", "stream"),
+                         ("/data/clip.mp4", "file")]:
+        src = SupervisedSource(source, opener=Opener([None]), policy=RetryPolicy(attempts=0))
+        assert src.kind == kind, source
+
+
 def test_zero_attempts_fails_at_once():
     src = SupervisedSource("x", opener=Opener([None]), policy=RetryPolicy(attempts=0))
     assert src.state is SourceState.FAILED

@@ -127,6 +127,16 @@ class FrameSource:
             self._capture.release()
 
 
+def expected_kind(source: str) -> str:
+    """What a source string names before it is opened: 'stream', 'device' or 'file'."""
+    text = source.strip()
+    if _URL.match(text):
+        return "stream"
+    if text.isdigit() or text.startswith("/dev/video"):
+        return "device"
+    return "file"
+
+
 def _image_list(source: str) -> list[Path]:
     """Images named by a folder, a glob, a single image or a comma-separated list."""
     parts = [p.strip() for p in source.split(",") if p.strip()] if "," in source else [source]
@@ -206,7 +216,7 @@ class SupervisedSource:
         )
         self._clock = clock
         self._current: FrameSource | None = None
-        self.kind = "unknown"
+        self.kind = expected_kind(source)
         self.frames = 0
         self.failures = 0  # consecutive failed (re)open attempts or reads
         self.reconnects = 0  # successful reopenings after a failure
