@@ -115,6 +115,26 @@ class Services:
         return self.client(srv_type, service).call_async(srv_type.Request(**fields))
 
 
+class MemoryDiagnostics:
+    """memory_node's /diagnostics status (level, message, values) as the test node sees it."""
+
+    def __init__(self, ros: Any) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.statuses: list[tuple[int, str, dict[str, str]]] = []
+        ros.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 20)
+
+    def _on_diag(self, msg: Any) -> None:
+        for status in msg.status:
+            if status.name.endswith("memory_node: memory"):
+                self.statuses.append((status.level[0], status.message,
+                                      {kv.key: kv.value for kv in status.values}))
+
+    def seen(self, level: int, text: str) -> bool:
+        """True once a status of ``level`` (0 OK, 1 WARN, 2 ERROR) holding ``text`` came."""
+        return any(lv == level and text in message for lv, message, _ in self.statuses)
+
+
 def read_only(db: Path) -> sqlite3.Connection:
     """A read-only connection to the memory file (never checkpoints nor changes it)."""
     return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10.0, isolation_level=None)

@@ -9,6 +9,7 @@ import pytest
 
 pytestmark = pytest.mark.dds
 
+from reliability_tools import MemoryDiagnostics  # noqa: E402
 from visio_memoria.msg import Identity, IdentityArray, MemoryEvent  # noqa: E402
 from visio_memoria.srv import (  # noqa: E402
     ForgetPerson,
@@ -129,3 +130,36 @@ def test_services_refuse_bad_input_with_reasons(ros, memory):
     assert not r.success and "424242" in r.message
     # Still alive and answering.
     assert _call(ros, memory, ListPersons, "list_persons", name_filter="").success
+
+
+def test_persons_without_vectors_of_the_arriving_embedder_are_reported(ros, launch, tmp_path):
+    from visio_memoria_ros.memory import SQLiteStore
+
+    data = tmp_path / "mem"
+    with SQLiteStore(data / "memory.db") as store:  # enrolled with another embedder
+        old = store.create_person("Olga").person_id
+        store.add_embedding(old, np.ones(64, np.float32) / 8.0, "old_model_64", quality=0.9)
+    node = launch("memory_node", params={"data_dir": str(data)})
+    diag = MemoryDiagnostics(ros)
+    pub = ros.node.create_publisher(IdentityArray, "identities", RELIABLE_QOS)
+    ros.wait_for_subscribers(pub, 1, 30, [node])
+    ros.spin_until(lambda: diag.statuses and diag.statuses[-1][0] == 0, 30,
+                   "OK before any face", [node])
+    rng = np.random.default_rng(4)
+    face = _unknown(1, rng.normal(size=DIM), 90)
+    face.embedder = "dlib_resnet_v1_128"
+
+    def send() -> bool:
+        pub.publish(_identities(1_700_000_000.0, [face]))
+        return diag.seen(1, "1 persons have no face vector made by dlib_resnet_v1_128")
+
+    ros.spin_until(send, 30, "WARN: Olga has no dlib vector", [node])
+    assert diag.statuses[-1][2]["face_embedder"] == "dlib_resnet_v1_128"
+    assert "1 persons have no face vector made by dlib_resnet_v1_128" in node.output()
+
+    # Olga forgotten: nobody is left without a vector, the warning goes.
+    resp = _call(ros, node, ForgetPerson, "forget_person", person_id=old)
+    assert resp.success, resp.message
+    mark = len(diag.statuses)
+    ros.spin_until(lambda: len(diag.statuses) > mark + 1 and diag.statuses[-1][0] == 0, 30,
+                   "OK again", [node])

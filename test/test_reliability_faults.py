@@ -12,10 +12,11 @@ read-only disks under memory_node.
 Identities are checked per face track: a track id used only after a restart can be decided
 only by the processes started since, never by identities the killed process published and the
 test had not read yet.
-* a full disk (a small tmpfs) under a running memory_node: a clear error is logged, refused
-  writes say "the disk is full", every list service still answers, and once space is back
-  faces are stored and labels work again. A read-only file system: the node starts read-only,
-  says so, answers reads and refuses writes with a reason.
+* a full disk (a small tmpfs) under a running memory_node: a clear error is logged and is an
+  ERROR on /diagnostics, refused writes say "the disk is full", every list service still
+  answers, and once space is back faces are stored and labels work again. A read-only file
+  system: the node starts read-only, says so (log and /diagnostics), answers reads and refuses
+  writes with a reason.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ pytestmark = pytest.mark.dds
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from reliability_tools import (  # noqa: E402
     EMBEDDER,
+    MemoryDiagnostics,
     Services,
     identities,
     integrity,
@@ -288,6 +290,7 @@ def test_full_disk_is_reported_reads_go_on_and_writes_recover(ros, launch, tmp_p
         memory = launch("memory_node", params={"data_dir": str(data), "cluster_min_size": 1,
                                                "crop_format": "png"})
         procs.append(memory)
+        diag = MemoryDiagnostics(ros)
         svc = Services(ros, [memory])
         pub = ros.node.create_publisher(IdentityArray, "identities", RELIABLE_QOS)
         ros.wait_for_subscribers(pub, 1, 60, [memory])
@@ -313,6 +316,8 @@ def test_full_disk_is_reported_reads_go_on_and_writes_recover(ros, launch, tmp_p
         ros.spin_until(lambda: "the disk is full" in memory.output(), 30,
                        "'the disk is full' in the log", [memory])
         assert "cannot store" in memory.output()
+        ros.spin_until(lambda: diag.seen(2, "cannot store"), 10,
+                       "ERROR 'cannot store' on /diagnostics", [memory])
         _reads_answer(svc)
         stored_when_full = _cluster_faces(svc)
         clusters = svc.call(ListUnknownClusters, "list_unknown_clusters", min_size=1).clusters
@@ -344,6 +349,7 @@ def test_read_only_disk_serves_reads_and_refuses_writes_with_a_reason(ros, launc
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
         memory = launch("memory_node", params={"data_dir": str(data)})
         procs.append(memory)
+        diag = MemoryDiagnostics(ros)
         svc = Services(ros, [memory])
         persons = svc.call(ListPersons, "list_persons", name_filter="")
         assert persons.success and [p.name for p in persons.persons] == ["Alice"]
@@ -357,6 +363,8 @@ def test_read_only_disk_serves_reads_and_refuses_writes_with_a_reason(ros, launc
             pub.publish(identities(time.time(), [unknown(k, unit(RNG))]))
         ros.spin_until(lambda: "cannot store" in memory.output(), 30, "'cannot store' logged",
                        [memory])
+        ros.spin_until(lambda: diag.seen(2, "cannot store") and diag.seen(2, "read-only"), 10,
+                       "ERROR on /diagnostics: cannot store, read-only memory", [memory])
         from visio_memoria.srv import RenamePerson
 
         renamed = svc.call(RenamePerson, "rename_person", person_id=persons.persons[0].person_id,

@@ -138,7 +138,7 @@ class MemoryNode(VisioNode):
         self._write_error = ""
         self._write_error_at = -1e9
         self._face_embedder = ""  # learned from the identities received
-        self._checked_embedder = ""
+        self._checked_embedder = ""  # "<embedder>@<revision>" of the last count
         self._persons_without_vectors = 0
         self._reembed_state = "off"
         if self.params["reembed_on_start"] and stats.writable:
@@ -311,7 +311,6 @@ class MemoryNode(VisioNode):
             log.error(f"re-embedding failed: {exc}")
             return
         self._reembed_state = f"re-embedded with {embedder.id}"
-        self._checked_embedder = ""  # count the persons without vectors again
         log.info(f"re-embedded {report.num_embeddings} faces and {report.num_unknowns} unknown "
                  f"faces with {embedder.id}; {report.num_without_crop} without a crop and "
                  f"{report.num_failed} failed keep their old vectors")
@@ -319,9 +318,12 @@ class MemoryNode(VisioNode):
     def _check_embedder(self) -> None:
         """Count the persons who have no vector of the embedder the faces arrive from."""
         embedder = self._face_embedder
-        if not embedder or embedder == self._checked_embedder:
+        if not embedder:
             return
         try:
+            key = f"{embedder}@{self._store.revision}"
+            if key == self._checked_embedder:
+                return  # neither the embedder nor the gallery changed since the last count
             gallery = self._store.gallery(embedder)
             have = {e.person_id for e in gallery.entries} | set(gallery.opted_out)
             missing = [p.person_id for p in self._store.list_persons("")
@@ -330,7 +332,7 @@ class MemoryNode(VisioNode):
             self.get_logger().warning(f"cannot check the gallery of {embedder}: {exc}",
                                       throttle_duration_sec=60.0)
             return
-        self._checked_embedder = embedder
+        self._checked_embedder = key
         if missing and len(missing) != self._persons_without_vectors:
             self.get_logger().warning(
                 f"{len(missing)} persons have no face vector made by {embedder}, the embedder "
