@@ -15,9 +15,11 @@ from mjpeg_server import MjpegServer, free_port
 pytestmark = pytest.mark.dds
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from visio_memoria_ros.nodes.common import SENSOR_QOS  # noqa: E402
+from visio_memoria_ros.nodes.common import SENSOR_QOS, stamp_to_s  # noqa: E402
 
 
 @pytest.fixture
@@ -203,3 +205,33 @@ def test_repeated_sigint_is_a_clean_exit(ros, launch, frames):
     assert cam.wait(timeout=5) == 0
     out = cam.output()
     assert "Traceback" not in out and "never retrieved" not in out
+
+
+def test_run_time_parameters_take_effect(ros, launch, frames):
+    """frame_id, rate and max_frames change a running camera; read-only ones are refused."""
+    status = CameraStatus(ros)
+    received = ros.collect(Image, "image_raw", SENSOR_QOS)
+    cam = launch("camera_node", params={"source": str(frames[0].parent), "rate": 5.0})
+    ros.spin_until(lambda: len(received) >= 2, 30, "frames", [cam])
+    client = ros.node.create_client(SetParameters, "camera_node/set_parameters")
+
+    def set_params(**values) -> SetParameters.Response:
+        request = SetParameters.Request(
+            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
+        )
+        return ros.call(client, request, 30, [cam])
+
+    assert set_params(frame_id="left_cam", rate=40.0).results[0].successful
+    n = len(received)
+    ros.spin_until(lambda: len(received) >= n + 20, 30, "20 frames at the new rate", [cam])
+    new = [m for m in received[n:] if m.header.frame_id == "left_cam"]
+    assert len(new) >= 18  # one or two may have left before the change
+    span = stamp_to_s(new[-1].header.stamp) - stamp_to_s(new[-11].header.stamp)
+    assert span / 10 < 0.1  # 40 Hz, not 5 Hz (0.2 s between frames), even on a busy machine
+
+    refused = set_params(loop=False).results[0]
+    assert not refused.successful and "read-only" in refused.reason.lower()
+
+    assert set_params(max_frames=1).results[0].successful  # already past it: ends now
+    ros.spin_until(lambda: status.seen(DiagnosticStatus.OK, "ended"), 30, "the end", [cam])
+    assert cam.alive()

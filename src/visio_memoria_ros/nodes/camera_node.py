@@ -67,8 +67,6 @@ class CameraNode(VisioNode):
             self._timer.cancel()
             self.destroy_timer(self._timer)
             self._timer = self.create_timer(1.0 / self.params["rate"], self._tick)
-        if "max_frames" in changed:
-            self._step(self._source.state)
 
     def _tick(self) -> None:
         state = self._source.state
