@@ -99,7 +99,7 @@ def seeded(store: SQLiteStore) -> tuple[int, int, int]:
         ("forget", "DELETE FROM visits"),
         ("merge", "DELETE FROM persons"),
         ("split", "UPDATE embeddings SET person_id"),
-        ("not_this", "INSERT OR IGNORE INTO negative_links"),
+        ("not_this", "INSERT INTO negative_links"),
         ("discard", "INSERT INTO events"),
     ],
 )

@@ -1,4 +1,8 @@
-"""Memory room: the store interface, the SQLite store, unknown-face clustering, privacy hooks.
+"""Memory room: the store interface, its repositories and backends, clustering, privacy hooks.
+
+``MemoryStore`` (base) is implemented once by ``RepositoryStore`` (store): domain rules in
+``rules``/``validation``/``clustering``, the SQL of each aggregate in ``repositories/``, and
+a ``Database`` backend underneath (``SQLiteStore`` in sqlite_store).
 
 Imports only ``core`` and ``config`` of this package, never rclpy.
 """
@@ -8,6 +12,7 @@ from __future__ import annotations
 from .base import EmbedFn, MemoryStore
 from .clustering import ClusterParams, ClusterQuality, cluster_quality
 from .codec import CROP_FORMATS, CropCodec
+from .database import Database
 from .errors import (
     STORE_ERRORS,
     ConflictError,
@@ -16,6 +21,7 @@ from .errors import (
     OptedOutError,
     StoreUnavailable,
 )
+from .options import StoreOptions, default_robot_id
 from .privacy import BlobCipher, load_key
 from .records import (
     PENDING,
@@ -34,7 +40,8 @@ from .records import (
     VisitRecord,
 )
 from .schema import LATEST_VERSION, MIGRATIONS, migrate
-from .sqlite_store import SQLiteStore, StoreOptions
+from .sqlite_store import SQLiteStore
+from .store import RepositoryStore
 from .validation import validate_name, validate_vector
 
 __all__ = [
@@ -49,6 +56,7 @@ __all__ = [
     "ClusterSummary",
     "ConflictError",
     "CropCodec",
+    "Database",
     "EmbedFn",
     "EmbeddingRecord",
     "Gallery",
@@ -63,6 +71,7 @@ __all__ = [
     "PersonRecord",
     "PurgeReport",
     "ReembedReport",
+    "RepositoryStore",
     "SQLiteStore",
     "StoreOptions",
     "StoreStats",
@@ -70,6 +79,7 @@ __all__ = [
     "UnknownRecord",
     "VisitRecord",
     "cluster_quality",
+    "default_robot_id",
     "load_key",
     "migrate",
     "validate_name",
