@@ -4,10 +4,10 @@ are refused with the reason.
 Table-driven over ``config.NODE_PARAMS`` (every spec of every node), so a new parameter cannot
 be forgotten: for each node type ONE process is started; then
 
-* every changeable parameter is set, one by one, to a new valid value (``NEW_VALUES`` where the
-  generic rule in ``new_value`` cannot pick one: the test says so for a new parameter) through
-  the node's SetParameters service, called with rclpy from the test (the bulk: fast), must be
-  accepted, and must read back through GetParameters;
+* every changeable parameter is set, one by one, to a new valid value (the first of
+  ``new_values`` the node accepts; ``NEW_VALUES`` where the generic rule cannot pick one: the
+  test says so for a new parameter) through the node's SetParameters service, called with rclpy
+  from the test (the bulk: fast), and must read back through GetParameters;
 * every read-only parameter is set and must be refused with rclpy's read-only reason;
 * the important ones are checked for their effect where it can be observed:
   memory_node: store_crops=false stores no crop from the next face on, crop_format changes the
@@ -90,29 +90,32 @@ CLI_OUT_OF_RANGE = ("ros2 param set /memory_node crop_quality 500",
                     "crop_quality out of range")
 
 
-def new_value(node: str, spec: ParamSpec, current: Any) -> Any:
-    """A valid value for ``spec`` other than ``current``."""
+def new_values(node: str, spec: ParamSpec, current: Any) -> list[Any]:
+    """Valid values for ``spec`` other than ``current``, the likeliest first: a change is
+    checked with the first one the node accepts (cross-checks with other parameters may refuse
+    some, e.g. an accept threshold below the reject threshold)."""
     if spec.name in NEW_VALUES.get(node, {}):
-        return NEW_VALUES[node][spec.name]
+        return [NEW_VALUES[node][spec.name]]
     kind = spec.type
     if kind is bool:
-        return not current
+        return [not current]
     if spec.choices:
-        return next(c for c in spec.choices if c != current)
+        return [c for c in spec.choices if c != current]
+    if kind in (int, float):
+        lo = spec.min if spec.min is not None else current - 2
+        hi = spec.max if spec.max is not None else current + 2
     if kind is int:
-        step = current + 1
-        return step if spec.max is None or step <= spec.max else current - 1
+        return [v for v in (current + 1, current - 1) if lo <= v <= hi]
     if kind is float:
-        top = float(spec.max) if spec.max is not None else current + 2.0
-        if top > current:
-            return float(current + (top - current) / 4)
-        return float((current + float(spec.min)) / 2)
+        points = [current + (hi - current) * f for f in (0.25, 0.5, 0.75)]
+        points += [current - (current - lo) * f for f in (0.5, 0.25)]
+        return [float(v) for v in points if lo <= v <= hi and v != current]
     if kind is str:
         if "{name}" in current:
-            return current.replace("{name}", "{name} (changed)")
-        return f"{current}_changed" if current else "changed"
+            return [current.replace("{name}", "{name} (changed)")]
+        return [f"{current}_changed" if current else "changed"]
     if kind is list:
-        return ["changed"]
+        return [["changed"]]
     raise AssertionError(f"{node}.{spec.name}: no rule for {kind.__name__}; add a value to "
                          "NEW_VALUES")
 
@@ -161,13 +164,20 @@ def check_every_parameter(ros: Any, node: str, proc: Any) -> None:
     params = Params(ros, node, proc)
     current = params.get([s.name for s in specs])
     for spec in specs:
-        value = new_value(node, spec, current[spec.name])
-        result = params.set(spec, value)
+        candidates = new_values(node, spec, current[spec.name])
+        assert candidates, f"{node}.{spec.name}: no other valid value; add one to NEW_VALUES"
         if spec.read_only:
+            result = params.set(spec, candidates[0])
             assert not result.successful, f"{node}.{spec.name} is read-only but was set"
             assert "read-only" in result.reason, result.reason
             continue
-        assert result.successful, f"{node}.{spec.name}={value!r} refused: {result.reason}"
+        refused = []
+        for value in candidates:
+            result = params.set(spec, value)
+            if result.successful:
+                break
+            refused.append(f"{value!r}: {result.reason}")
+        assert result.successful, f"{node}.{spec.name}: every new value refused: {refused}"
         got = params.get([spec.name])[spec.name]
         if spec.type is float:
             assert math.isclose(got, value), (spec.name, got, value)
@@ -210,6 +220,17 @@ def cli_sees(node: str, proc: Any) -> None:
         assert time.monotonic() < deadline, f"ros2 node list never showed /{node}"
 
 
+def ros2_set(line: str) -> str:
+    """Run a ``ros2 param set`` line; again while it answers "Node not found" (the daemon may
+    still list a node of that name that has just exited and not yet know the new one; a user
+    would type the line again)."""
+    out = ros2(line)
+    deadline = time.monotonic() + 60
+    while "Node not found" in out and time.monotonic() < deadline:
+        out = ros2(line)
+    return out
+
+
 def cli_set(cli: str | None, node: str, proc: Any) -> bool:
     """Run README's ``ros2 param set`` line for ``node``; False when the CLI is missing."""
     if cli is not None:
@@ -217,12 +238,12 @@ def cli_set(cli: str | None, node: str, proc: Any) -> bool:
     line = CLI_SET[node]
     assert line in README.read_text(encoding="utf-8"), f"README.md no longer shows: {line}"
     cli_sees(node, proc)
-    out = ros2(line)
+    out = ros2_set(line)
     assert "Set parameter successful" in out, f"{line}\n{out}"
     if node in CLI_REFUSED:
         refused, reason = CLI_REFUSED[node]
         assert refused in README.read_text(encoding="utf-8"), refused
-        out = ros2(refused)
+        out = ros2_set(refused)
         assert "Setting parameter failed" in out and reason in out, f"{refused}\n{out}"
     return True
 
@@ -307,7 +328,7 @@ def test_memory_node_parameters_apply_at_run_time(ros, launch, tmp_path, cli):
     if cli is None:
         line, reason = CLI_OUT_OF_RANGE
         assert line in README.read_text(encoding="utf-8"), line
-        out = ros2(line)
+        out = ros2_set(line)
         assert "Setting parameter failed" in out and reason in out, f"{line}\n{out}"
 
     check_every_parameter(ros, "memory_node", proc)
