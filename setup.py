@@ -36,9 +36,11 @@ setup(
         "dinov3": ["torch", "transformers"],
         "ui": ["streamlit", "altair"],
         "crypto": ["cryptography"],
+        # the fleet memory on a PostgreSQL server with pgvector
+        "postgres": ["psycopg[binary]", "pgvector"],
         # optional, AGPL-3.0: only the YOLO face/person backends need it
         "yolo": ["ultralytics"],
-        "test": ["pytest", "pytest-timeout", "hypothesis", "ruff", "playwright", "onnx"],
+        "test": ["pytest", "pytest-timeout", "hypothesis", "ruff", "playwright", "onnx", "pgserver"],
     },
     entry_points={"console_scripts": ["visio-memoria=visio_memoria_ros.cli:main"]},
 )

@@ -6,6 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
+from memory_backends import (  # noqa: F401 - fixtures: both memory backends, a real PostgreSQL
+    backend,
+    make_store,
+    memory_location,
+    pg_database,
+    pg_server,
+    pg_url,
+)
 
 from visio_memoria_ros.nodes.processes import use_dds_profile
 

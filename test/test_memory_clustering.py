@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from visio_memoria_ros.memory import PENDING, ClusterParams, SQLiteStore, StoreOptions
+from visio_memoria_ros.memory import PENDING, ClusterParams, StoreOptions
 from visio_memoria_ros.memory.clustering import (
     centroids_of,
     cluster_quality,
@@ -119,11 +117,11 @@ def test_cluster_quality() -> None:
         ClusterParams(method="kmeans")
 
 
-def test_store_incremental_then_recluster(tmp_path: Path) -> None:
+def test_store_incremental_then_recluster(make_store) -> None:
     x, y = identities(5, 8, seed=1)
     order = np.random.default_rng(2).permutation(len(x))
     opts = StoreOptions(cluster=PARAMS)
-    with SQLiteStore(tmp_path / "m.db", opts) as store:
+    with make_store(opts) as store:
         ids = {}
         for i in order:
             ids[i] = store.add_unknown(x[i], "emb", t=float(i)).unknown_id

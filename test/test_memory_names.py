@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import unicodedata
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,12 +17,10 @@ from visio_memoria_ros.memory import (
 )
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory):
-    path: Path = tmp_path_factory.mktemp("names") / "m.db"
-    s = SQLiteStore(path, StoreOptions(synchronous="NORMAL"))
-    yield s
-    s.close()
+@pytest.fixture
+def store(make_store):
+    """One store per backend (SQLite, PostgreSQL) for all the examples of a test."""
+    return make_store(StoreOptions(synchronous="NORMAL"))
 
 
 SQL_NASTY = st.sampled_from([
@@ -74,8 +71,8 @@ def test_any_name_is_refused_or_stored_exactly(store: SQLiteStore, name: str) ->
     "🙂 Smiley", "a" * 64, "  padded  ",
     "Robert'); DROP TABLE persons;--",
 ])
-def test_good_names_are_stored_exactly(tmp_path: Path, name: str) -> None:
-    with SQLiteStore(tmp_path / "m.db") as store:
+def test_good_names_are_stored_exactly(make_store, name: str) -> None:
+    with make_store() as store:
         pid = store.create_person(name).person_id
         assert store.get_person(pid).name == name.strip()
         assert store.stats().num_persons == 1  # the table survived
@@ -87,15 +84,15 @@ def test_good_names_are_stored_exactly(tmp_path: Path, name: str) -> None:
     ("a\u202eb", "U\\+202E"), ("a\x7fb", "U\\+007F"), ("a\u2028b", "U\\+2028"),
     (None, "text"), (42, "text"),
 ])
-def test_bad_names_are_refused_with_reason(tmp_path: Path, name: object, reason: str) -> None:
-    with SQLiteStore(tmp_path / "m.db") as store:
+def test_bad_names_are_refused_with_reason(make_store, name: object, reason: str) -> None:
+    with make_store() as store:
         with pytest.raises(MemoryStoreError, match=reason):
             store.create_person(name)  # type: ignore[arg-type]
         assert store.list_persons() == []
 
 
-def test_names_unique_after_normalisation(tmp_path: Path) -> None:
-    with SQLiteStore(tmp_path / "m.db") as store:
+def test_names_unique_after_normalisation(make_store) -> None:
+    with make_store() as store:
         store.create_person("Zoë")
         decomposed = unicodedata.normalize("NFD", "ZOË")
         assert decomposed != "ZOË"

@@ -1,4 +1,5 @@
-"""SQLiteStore under failure: rollbacks, read-only and full disks, threads, migrations."""
+"""Stores under failure: rollbacks and threads (SQLite and PostgreSQL); read-only and full
+disks, locks and migrations of the SQLite file."""
 
 from __future__ import annotations
 
@@ -103,13 +104,13 @@ def seeded(store: SQLiteStore) -> tuple[int, int, int]:
         ("discard", "INSERT INTO events"),
     ],
 )
-def test_failure_mid_operation_rolls_back(store: SQLiteStore, operation: str,
-                                          fails_on: str) -> None:
+def test_failure_mid_operation_rolls_back(make_store, operation: str, fails_on: str,
+                                          monkeypatch) -> None:
+    store = make_store(StoreOptions(cluster=ClusterParams(similarity=0.8, min_size=2)))
     pid, other, cluster2 = seeded(store)
     before = snapshot(store)
-    real = store._conn
-    store._conn = FailingConn(real, fails_on, RuntimeError("injected failure"))
     faces = [e.embedding_id for e in store.list_embeddings(pid)]
+    failing = inject_failure(store, fails_on, RuntimeError("injected failure"), monkeypatch)
     run = {
         "label": lambda: store.label_cluster(cluster2, name="Carol"),
         "forget": lambda: store.forget_person(pid),
@@ -120,13 +121,39 @@ def test_failure_mid_operation_rolls_back(store: SQLiteStore, operation: str,
     }[operation]
     with pytest.raises(RuntimeError, match="injected"):
         run()
-    assert store._conn.hits == 1
-    store._conn = real
-    assert not real.in_transaction
+    assert failing.hits == 1
+    monkeypatch.undo()
+    if isinstance(store, SQLiteStore):
+        store._conn = failing._conn
+    assert not store.database.in_transaction
     assert snapshot(store) == before  # nothing half-written
     assert store.integrity_check() == "ok"
     run()  # and the same operation works once the fault is gone
     assert snapshot(store) != before
+
+
+def inject_failure(store, match: str, exc: Exception, monkeypatch) -> FailingConn:
+    """Make the store's connection raise ``exc`` on statements containing ``match``."""
+    if isinstance(store, SQLiteStore):
+        failing = FailingConn(store._conn, match, exc)
+        store._conn = failing
+        return failing
+    from visio_memoria_ros.memory import postgres_store
+
+    failing = FailingConn(None, match, exc)
+    execute, executemany = postgres_store._PgConn.execute, postgres_store._PgConn.executemany
+
+    def checked_execute(self, sql, params=()):
+        failing._check(sql)
+        return execute(self, sql, params)
+
+    def checked_executemany(self, sql, rows):
+        failing._check(sql)
+        return executemany(self, sql, rows)
+
+    monkeypatch.setattr(postgres_store._PgConn, "execute", checked_execute)
+    monkeypatch.setattr(postgres_store._PgConn, "executemany", checked_executemany)
+    return failing
 
 
 def test_disk_full_raises_store_unavailable_and_reads_go_on(store: SQLiteStore,
@@ -261,8 +288,8 @@ def test_chmod_read_only_seen_by_sqlite(tmp_path: Path, monkeypatch) -> None:
 
 
 # -- threads --------------------------------------------------------------------------------
-def test_concurrent_operations_keep_the_file_consistent(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "m.db", StoreOptions(
+def test_concurrent_operations_keep_the_store_consistent(make_store) -> None:
+    store = make_store(StoreOptions(
         synchronous="NORMAL", cluster=ClusterParams(similarity=0.8, min_size=2)))
     errors: list[BaseException] = []
     refused: list[str] = []
@@ -298,7 +325,6 @@ def test_concurrent_operations_keep_the_file_consistent(tmp_path: Path) -> None:
     st = store.stats()
     events = store.events_since(0)
     assert [e.revision for e in events] == list(range(1, st.revision + 1))
-    store.close()
 
 
 # -- migrations, versions, encryption keys --------------------------------------------------
@@ -318,7 +344,7 @@ def test_migrates_a_v1_file(tmp_path: Path) -> None:
     conn.execute("UPDATE meta SET value = '3' WHERE key = 'next_face_id'")
     conn.close()
     with SQLiteStore(path) as store:
-        assert store.stats().schema_version == LATEST_VERSION == 2
+        assert store.stats().schema_version == LATEST_VERSION == 3
         assert store.get_person(1).name == "Ann"
         gal = store.gallery(EMB)
         np.testing.assert_allclose(gal.vectors[0], vec(1))
@@ -326,7 +352,7 @@ def test_migrates_a_v1_file(tmp_path: Path) -> None:
         assert store.embedders() == {EMB: DIM}
         visit = store.list_visits(1)[0]
         assert visit.activity_counts == {} and visit.dominant_activity == "" and visit.end == 9
-        assert store.get_unknown(2).track_key == ""
+        assert store.get_unknown(2).track_key == "" and store.get_unknown(2).robot_id == ""
         # New-schema features work on the migrated file.
         new = store.add_unknown(vec(4), EMB, track_key="k")
         assert new.unknown_id == 3

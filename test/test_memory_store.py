@@ -1,4 +1,8 @@
-"""SQLiteStore operations and their refusals (no ROS, tmp files only)."""
+"""Store operations and their refusals: one conformance suite, run on SQLite and PostgreSQL.
+
+Every test taking ``store`` or ``make_store`` runs once per backend (``backend`` fixture,
+test/memory_backends.py): an SQLite file, and a fresh database on a real PostgreSQL server.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import pytest
 
 from visio_memoria_ros.config import NODE_PARAMS
 from visio_memoria_ros.memory import (
+    LATEST_VERSION,
     PENDING,
     ClusterParams,
     ConflictError,
@@ -20,6 +25,7 @@ from visio_memoria_ros.memory import (
     SQLiteStore,
     StoreOptions,
 )
+from visio_memoria_ros.memory.pg_schema import PG_LATEST_VERSION
 
 DIM = 16
 EMB = "test-emb"
@@ -58,11 +64,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock):
+def store(make_store, clock: Clock):
     opts = StoreOptions(crop_format="png", cluster=ClusterParams(similarity=0.8, min_size=2))
-    s = SQLiteStore(tmp_path / "mem" / "memory.db", opts, clock=clock)
-    yield s
-    s.close()
+    return make_store(opts, clock=clock)
 
 
 def add_cluster(store: SQLiteStore, ident: int, n: int = 3, t0: float | None = None) -> int:
@@ -76,10 +80,11 @@ def add_cluster(store: SQLiteStore, ident: int, n: int = 3, t0: float | None = N
 
 
 # -- persons ---------------------------------------------------------------------------------
-def test_store_implements_interface(store: SQLiteStore) -> None:
+def test_store_implements_interface(store: SQLiteStore, backend: str) -> None:
     assert isinstance(store, MemoryStore)
     assert store.writable
-    assert store.stats().schema_version == 2
+    assert store.stats().schema_version == {"sqlite": LATEST_VERSION,
+                                            "postgresql": PG_LATEST_VERSION}[backend]
 
 
 def test_create_list_rename(store: SQLiteStore) -> None:
@@ -396,10 +401,10 @@ def test_crop_codecs_round_trip() -> None:
         png.encode(np.zeros((0, 4, 3), np.uint8))
 
 
-def test_store_crops_off(tmp_path: Path) -> None:
-    with SQLiteStore(tmp_path / "m.db", StoreOptions(store_crops=False)) as s:
-        u = s.add_unknown(face(1, 0), EMB, crop=crop(1))
-        assert u.crop is None and s.get_unknown(u.unknown_id, with_crop=True).crop is None
+def test_store_crops_off(make_store) -> None:
+    s = make_store(StoreOptions(store_crops=False))
+    u = s.add_unknown(face(1, 0), EMB, crop=crop(1))
+    assert u.crop is None and s.get_unknown(u.unknown_id, with_crop=True).crop is None
 
 
 # -- visits ---------------------------------------------------------------------------------
@@ -540,15 +545,12 @@ def test_memory_room_imports_only_core_and_config() -> None:
 
 
 def test_changes_by_another_process_refresh_the_unknown_index(
-    store: SQLiteStore, tmp_path: Path
+    store: SQLiteStore, make_store
 ) -> None:
     """The labelling page writes through its own connection; the node's cache must follow."""
     c1 = add_cluster(store, 1)
-    other = SQLiteStore(store.path, store.options)
-    try:
-        assert other.discard_unknowns(cluster_id=c1, reason="don't remember") == 3
-    finally:
-        other.close()
+    other = make_store(store.options)
+    assert other.discard_unknowns(cluster_id=c1, reason="don't remember") == 3
     late = store.add_unknown(face(1, 50), EMB, t=None)
     assert late.cluster_id != c1, "a new face joined a cluster another process had deleted"
     assert {u.unknown_id for u in store.list_unknowns()} == {late.unknown_id}

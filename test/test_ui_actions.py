@@ -46,11 +46,10 @@ def add_cluster(store: SQLiteStore, ident: int, n: int = 3) -> tuple[int, list[i
 
 
 @pytest.fixture
-def store(tmp_path: Path):
+def store(make_store):
+    """The page's store, on each backend (SQLite, PostgreSQL)."""
     opts = StoreOptions(crop_format="png", cluster=ClusterParams(similarity=0.8, min_size=2))
-    s = SQLiteStore(tmp_path / "mem" / "memory.db", opts)
-    yield s
-    s.close()
+    return make_store(opts)
 
 
 def assert_sentence(outcome: actions.Outcome, ok: bool, *needles: str) -> None:
@@ -163,15 +162,12 @@ def test_forget_needs_confirmation(store: SQLiteStore) -> None:
     assert_sentence(actions.forget_person(store, pid, confirmed=True), False, "does not exist")
 
 
-def test_read_only_store_reports_instead_of_raising(store: SQLiteStore, tmp_path: Path) -> None:
+def test_read_only_store_reports_instead_of_raising(store: SQLiteStore, make_store) -> None:
     cid, _ = add_cluster(store, 1)
     store.close()
-    ro = SQLiteStore(tmp_path / "mem" / "memory.db", StoreOptions(read_only=True))
-    try:
-        assert_sentence(actions.name_cluster(ro, cid, "Stuart"), False, "read-only")
-        assert [c.cluster_id for c in ro.list_clusters()] == [cid]
-    finally:
-        ro.close()
+    ro = make_store(StoreOptions(read_only=True))
+    assert_sentence(actions.name_cluster(ro, cid, "Stuart"), False, "read-only")
+    assert [c.cluster_id for c in ro.list_clusters()] == [cid]
 
 
 def test_unexpected_errors_are_logged_not_shown(caplog: pytest.LogCaptureFixture) -> None:

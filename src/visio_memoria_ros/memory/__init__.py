@@ -21,7 +21,9 @@ from .errors import (
     OptedOutError,
     StoreUnavailable,
 )
+from .location import Location, LocationError, is_url, open_store, parse_location
 from .options import StoreOptions, default_robot_id
+from .postgres_store import PostgresStore
 from .privacy import BlobCipher, load_key
 from .records import (
     PENDING,
@@ -63,12 +65,15 @@ __all__ = [
     "GalleryEntry",
     "GalleryNegative",
     "LabelResult",
+    "Location",
+    "LocationError",
     "MemoryEventRecord",
     "MemoryStore",
     "MemoryStoreError",
     "NotFoundError",
     "OptedOutError",
     "PersonRecord",
+    "PostgresStore",
     "PurgeReport",
     "ReembedReport",
     "RepositoryStore",
@@ -80,8 +85,11 @@ __all__ = [
     "VisitRecord",
     "cluster_quality",
     "default_robot_id",
+    "is_url",
     "load_key",
     "migrate",
+    "open_store",
+    "parse_location",
     "validate_name",
     "validate_vector",
 ]

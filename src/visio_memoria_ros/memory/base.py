@@ -1,4 +1,4 @@
-"""``MemoryStore``: the storage interface every backend implements (SQLite now, pgvector later).
+"""``MemoryStore``: the storage interface of the memory (SQLite file or PostgreSQL server).
 
 All operations validate their input and raise ``MemoryStoreError`` (a ValueError) with a
 human-readable reason; writes that cannot reach the disk raise ``StoreUnavailable``. Every
@@ -123,8 +123,8 @@ class MemoryStore(abc.ABC):
     @abc.abstractmethod
     def add_unknown(self, vector: np.ndarray, embedder: str, *, crop: np.ndarray | None = None,
                     quality: float = 0.0, t: float | None = None,
-                    track_key: str = "") -> UnknownRecord:
-        """Store an unknown face and assign it to a cluster (or PENDING)."""
+                    track_key: str = "", robot_id: str | None = None) -> UnknownRecord:
+        """Store an unknown face seen by ``robot_id`` and assign it to a cluster (or PENDING)."""
 
     @abc.abstractmethod
     def get_unknown(self, unknown_id: int, *, with_crop: bool = False) -> UnknownRecord:
@@ -181,9 +181,9 @@ class MemoryStore(abc.ABC):
         """Close an open visit at ``t`` (default: when the person was last seen)."""
 
     @abc.abstractmethod
-    def close_stale_visits(self, now: float | None = None, absence: float | None = None
-                           ) -> list[VisitRecord]:
-        """Close every open visit whose person has been absent longer than ``absence``."""
+    def close_stale_visits(self, now: float | None = None, absence: float | None = None,
+                           robot_id: str | None = None) -> list[VisitRecord]:
+        """Close every open visit (of ``robot_id``, or every robot's) absent > ``absence``."""
 
     @abc.abstractmethod
     def list_visits(self, person_id: int = -1, limit: int = 50) -> list[VisitRecord]:
@@ -206,6 +206,20 @@ class MemoryStore(abc.ABC):
     @abc.abstractmethod
     def events_since(self, revision: int) -> list[MemoryEventRecord]:
         """Return the gallery changes after ``revision``, oldest first."""
+
+    @abc.abstractmethod
+    def search_faces(self, vector: np.ndarray, embedder: str, k: int = 5, *,
+                     unknowns: bool = True) -> list[tuple[int, float]]:
+        """The ``k`` stored faces (unknown faces, or faces of persons) most similar to
+        ``vector``: ``(face id, cosine similarity)``, most similar first."""
+
+    def watch(self, callback: Callable[[int], None]) -> bool:
+        """Call ``callback(revision)`` from another thread whenever anyone commits a change.
+
+        Returns False when the backend cannot push changes; then poll ``revision``.
+        """
+        del callback
+        return False
 
     # -- maintenance -----------------------------------------------------------------------
     @abc.abstractmethod

@@ -107,6 +107,11 @@ class Database(abc.ABC):
         A constraint violation becomes ConflictError, an engine failure StoreUnavailable.
         """
 
+    @property
+    def in_transaction(self) -> bool:
+        """True while a transaction is open on the connection."""
+        return False
+
     @abc.abstractmethod
     def insert_id(self, conn: Conn, sql: str, params: Sequence[Any]) -> int:
         """Run an INSERT of one row into a table with a generated ``id``; return that id."""
@@ -120,6 +125,12 @@ class Database(abc.ABC):
 
     def erased(self) -> None:  # noqa: B027
         """Called after personal data was deleted: flush deleted bytes out of side files."""
+
+    def nearest(self, conn: Conn, table: str, embedder: str, vector: np.ndarray, k: int
+                ) -> list[tuple[int, float]] | None:
+        """The ``k`` nearest faces by an index of the engine, or None (then exact, in Python)."""
+        del conn, table, embedder, vector, k
+        return None
 
     @abc.abstractmethod
     def schema_version(self, conn: Conn) -> int:

@@ -45,7 +45,7 @@ class EmbeddingRecord:
 
 @dataclass(frozen=True)
 class UnknownRecord:
-    """One unknown face: vector, crop, when it was seen and its cluster (PENDING = none)."""
+    """One unknown face: vector, crop, when and by which robot it was seen, its cluster."""
 
     unknown_id: int
     vector: np.ndarray
@@ -56,6 +56,7 @@ class UnknownRecord:
     cluster_id: int = PENDING
     track_key: str = ""
     crop: np.ndarray | None = None
+    robot_id: str = ""
 
     @property
     def dim(self) -> int:

@@ -114,10 +114,16 @@ _V2 = (
     "CREATE INDEX negative_face ON negative_links (face_id)",
 )
 
+_V3 = (
+    # Several robots may share one memory (see the PostgreSQL store): which robot saw a face.
+    "ALTER TABLE unknowns ADD COLUMN robot_id TEXT NOT NULL DEFAULT ''",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "persons, embeddings, unknowns, visits, negative links", _V1),
     Migration(2, "visit activities, unknown track keys, cluster negatives, events, embedders,"
               " indexes", _V2),
+    Migration(3, "the robot that saw each unknown face", _V3),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

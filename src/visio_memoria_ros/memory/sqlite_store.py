@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from .database import WRITE_LOCK, BlobVectors, Conn, Database
 from .errors import ConflictError, StoreUnavailable
+from .location import LocationError, location_of
 from .options import StoreOptions
 from .privacy import BlobCipher, load_key, restrict_existing, secure_dir, secure_file
 from .schema import LATEST_VERSION, migrate, schema_version
@@ -262,6 +263,11 @@ class SQLiteDatabase(Database):
                     raise _unavailable(exc) from exc
                 raise
 
+    @property
+    def in_transaction(self) -> bool:
+        """True while a transaction is open."""
+        return bool(self.conn.in_transaction)
+
     def insert_id(self, conn: Conn, sql: str, params: Sequence[Any]) -> int:
         """The new row's ``lastrowid``."""
         return int(conn.execute(sql, params).lastrowid)  # type: ignore[attr-defined]
@@ -328,7 +334,11 @@ class SQLiteStore(RepositoryStore):
     def from_params(cls, params: Mapping[str, Any], *,
                     clock: Callable[[], float] = time.time) -> SQLiteStore:
         """Open the store described by memory_node parameters (see config/memory.py)."""
-        path = sqlite_path(params)
+        where = location_of(params)
+        if where.path is None:
+            raise LocationError(f"{where.shown} is not an SQLite memory (open it with "
+                                "memory.open_store)")
+        path = where.path
         if not params.get("read_only", False):
             secure_dir(Path(str(params.get("data_dir", "~/.local/share/visio_memoria")))
                        .expanduser())

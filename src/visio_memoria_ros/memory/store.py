@@ -332,29 +332,33 @@ class RepositoryStore(MemoryStore):
     # -- unknowns --------------------------------------------------------------------------
     def add_unknown(self, vector: np.ndarray, embedder: str, *, crop: np.ndarray | None = None,
                     quality: float = 0.0, t: float | None = None,
-                    track_key: str = "") -> UnknownRecord:
-        """Store an unknown face and assign it to a cluster (or PENDING).
+                    track_key: str = "", robot_id: str | None = None) -> UnknownRecord:
+        """Store an unknown face seen by ``robot_id`` (default: this store's robot) and assign
+        it to a cluster (or PENDING).
 
-        Faces with the same ``track_key`` (one tracked person) join the track's cluster; at
-        most ``max_unknowns_per_track`` are kept per track, the best qualities win.
+        Faces with the same ``track_key`` (one tracked person of one robot) join the track's
+        cluster; at most ``max_unknowns_per_track`` are kept per track, the best qualities win.
         """
         embedder = validate_embedder(embedder)
         v = validate_vector(vector)
         quality = validate_quality(quality)
         track_key = validate_label(track_key, "the track key")
+        robot = validate_label(self.options.robot_id if robot_id is None else robot_id,
+                               "the robot id")
         now = self._now(t)
         crop_blob = self._blobs.crop(crop)
         params = self.options.cluster
         with self._tx(keep_cache=True) as conn:
             self.faces.register_embedder(conn, embedder, v.shape[0], now)
             index = self.unknowns.index(conn, embedder, v.shape[0])
-            track = self.unknowns.track(conn, track_key, embedder) if track_key else []
+            track = (self.unknowns.track(conn, track_key, embedder, robot) if track_key
+                     else [])
             if rules.track_full(track, self.options.max_unknowns_per_track):
                 replace, report = rules.track_replacement(track, quality)
                 if replace is not None:
                     self.unknowns.replace(conn, replace, v, crop=crop_blob, quality=quality, t=now)
                     self.unknowns.drop_index(embedder)
-                self.unknowns.touch_track(conn, track_key, embedder, now)
+                self.unknowns.touch_track(conn, track_key, embedder, robot, now)
                 self.unknowns.settle_index(conn, embedder)
                 rec = self.unknowns.get(conn, report, with_crop=False)
                 assert rec is not None
@@ -366,13 +370,14 @@ class RepositoryStore(MemoryStore):
             self.unknowns.set_cluster(conn, promote, cluster)
             face_id = self.events.next_face_id(conn)
             self.unknowns.insert(conn, face_id, v, embedder=embedder, quality=quality,
-                                 crop=crop_blob, t=now, cluster=cluster, track_key=track_key)
+                                 crop=crop_blob, t=now, cluster=cluster, track_key=track_key,
+                                 robot_id=robot)
             self.unknowns.settle_index(conn, embedder)
         # Committed: bring the in-memory index up to date.
         if self.unknowns.cached_index(embedder) is index:
             index.add(face_id, v, cluster, promote)
         return UnknownRecord(face_id, v, embedder, quality, now, now, cluster, track_key,
-                             None if crop_blob is None else np.asarray(crop))
+                             None if crop_blob is None else np.asarray(crop), robot)
 
     def get_unknown(self, unknown_id: int, *, with_crop: bool = False) -> UnknownRecord:
         """Return one unknown face; NotFoundError when absent."""
@@ -631,6 +636,31 @@ class RepositoryStore(MemoryStore):
                  "%d failed)", counts["embeddings"], counts["unknowns"], embedder, no_crop,
                  failed)
         return ReembedReport(embedder, counts["embeddings"], counts["unknowns"], no_crop, failed)
+
+    def search_faces(self, vector: np.ndarray, embedder: str, k: int = 5, *,
+                     unknowns: bool = True) -> list[tuple[int, float]]:
+        """The ``k`` most similar stored faces: by the engine's vector index where it has one
+        (PostgreSQL: HNSW, approximate), else an exact scan."""
+        embedder = validate_embedder(embedder)
+        v = validate_vector(vector)
+        k = validate_id(k, "k")
+        table = "unknowns" if unknowns else "embeddings"
+        with self._read() as conn:
+            dim = self.faces.embedder_dim(conn, embedder)
+            if dim is None or k == 0:
+                return []
+            if dim != v.shape[0]:
+                raise MemoryStoreError(f"embedder {embedder!r} makes {dim}-d vectors; this one "
+                                       f"has {v.shape[0]}")
+            found = self._db.nearest(conn, table, embedder, v, k)
+            if found is not None:
+                return found
+            ids, vectors = self.galleries.vectors(conn, table, embedder)
+        if not ids:
+            return []
+        sims = vectors @ v
+        order = np.argsort(-sims, kind="stable")[:k]
+        return [(ids[i], float(sims[i])) for i in order]
 
     def events_since(self, revision: int) -> list[MemoryEventRecord]:
         """Return the gallery changes after ``revision``, oldest first."""

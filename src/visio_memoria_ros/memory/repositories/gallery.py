@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..database import Conn
 from ..records import GalleryEntry, GalleryNegative
 from .base import Repository
@@ -16,6 +18,16 @@ class GalleryRepository(Repository):
                              self.blobs.unvector(r[2], int(r[3])))
                 for r in conn.execute("SELECT id, person_id, vector, dim FROM embeddings "
                                       "WHERE embedder = ? ORDER BY id", (embedder,))]
+
+    def vectors(self, conn: Conn, table: str, embedder: str) -> tuple[list[int], np.ndarray]:
+        """Ids and vectors of every face of ``embedder`` in ``table`` (for exact search)."""
+        assert table in ("embeddings", "unknowns")
+        rows = conn.execute(f"SELECT id, vector, dim FROM {table} WHERE embedder = ? "
+                            "ORDER BY id", (embedder,)).fetchall()
+        if not rows:
+            return [], np.zeros((0, 1), np.float32)
+        return ([int(r[0]) for r in rows],
+                np.stack([self.blobs.unvector(r[1], int(r[2])) for r in rows]))
 
     def negatives(self, conn: Conn, embedder: str
                   ) -> tuple[list[GalleryNegative], list[tuple[int, int]]]:

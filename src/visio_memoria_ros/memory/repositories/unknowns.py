@@ -12,7 +12,8 @@ from ..records import PENDING, ClusterSummary, UnknownRecord
 from ..rules import TrackFace, UnknownIndex, chunks
 from .base import Repository, in_marks
 
-_COLS = "id, vector, dim, embedder, quality, first_seen, last_seen, cluster_id, track_key"
+_COLS = ("id, vector, dim, embedder, quality, first_seen, last_seen, cluster_id, track_key, "
+         "robot_id")
 
 
 class UnknownRepository(Repository):
@@ -68,14 +69,16 @@ class UnknownRepository(Repository):
         return UnknownRecord(
             unknown_id=int(r[0]), vector=self.blobs.unvector(r[1], int(r[2])), embedder=r[3],
             quality=float(r[4]), first_seen=float(r[5]), last_seen=float(r[6]),
-            cluster_id=int(r[7]), track_key=r[8],
-            crop=self.blobs.uncrop(r[9]) if with_crop else None)
+            cluster_id=int(r[7]), track_key=r[8], robot_id=r[9],
+            crop=self.blobs.uncrop(r[10]) if with_crop else None)
 
-    def track(self, conn: Conn, track_key: str, embedder: str) -> list[TrackFace]:
-        """The stored faces of one track, worst quality first."""
+    def track(self, conn: Conn, track_key: str, embedder: str, robot_id: str
+              ) -> list[TrackFace]:
+        """The stored faces of one robot's track, worst quality first."""
         return [TrackFace(int(r[0]), float(r[1]), int(r[2])) for r in conn.execute(
             "SELECT id, quality, cluster_id FROM unknowns WHERE track_key = ? AND "
-            "embedder = ? ORDER BY quality, id", (track_key, embedder)).fetchall()]
+            "embedder = ? AND robot_id = ? ORDER BY quality, id",
+            (track_key, embedder, robot_id)).fetchall()]
 
     def replace(self, conn: Conn, face_id: int, v: np.ndarray, *, crop: bytes | None,
                 quality: float, t: float) -> None:
@@ -84,20 +87,23 @@ class UnknownRepository(Repository):
                      "last_seen = CASE WHEN last_seen < ? THEN ? ELSE last_seen END "
                      "WHERE id = ?", (self.blobs.vector(v), crop, quality, t, t, face_id))
 
-    def touch_track(self, conn: Conn, track_key: str, embedder: str, t: float) -> None:
-        """The track was seen at ``t``."""
+    def touch_track(self, conn: Conn, track_key: str, embedder: str, robot_id: str,
+                    t: float) -> None:
+        """The robot's track was seen at ``t``."""
         conn.execute("UPDATE unknowns SET last_seen = CASE WHEN last_seen < ? THEN ? "
-                     "ELSE last_seen END WHERE track_key = ? AND embedder = ?",
-                     (t, t, track_key, embedder))
+                     "ELSE last_seen END WHERE track_key = ? AND embedder = ? AND robot_id = ?",
+                     (t, t, track_key, embedder, robot_id))
 
     def insert(self, conn: Conn, face_id: int, v: np.ndarray, *, embedder: str, quality: float,
-               crop: bytes | None, t: float, cluster: int, track_key: str) -> None:
+               crop: bytes | None, t: float, cluster: int, track_key: str,
+               robot_id: str) -> None:
         """Store one unknown face."""
         conn.execute(
             "INSERT INTO unknowns (id, vector, dim, embedder, quality, crop, first_seen, "
-            "last_seen, cluster_id, track_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "last_seen, cluster_id, track_key, robot_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (face_id, self.blobs.vector(v), int(v.shape[0]), embedder, quality, crop, t, t,
-             cluster, track_key))
+             cluster, track_key, robot_id))
 
     def set_cluster(self, conn: Conn, ids: Sequence[int], cluster: int) -> None:
         """Put the faces ``ids`` into ``cluster``."""
