@@ -40,7 +40,8 @@ setup(
         "postgres": ["psycopg[binary]", "pgvector"],
         # optional, AGPL-3.0: only the YOLO face/person backends need it
         "yolo": ["ultralytics"],
-        "test": ["pytest", "pytest-timeout", "hypothesis", "ruff", "playwright", "onnx", "pgserver"],
+        "test": ["pytest", "pytest-timeout", "hypothesis", "ruff", "playwright", "onnx",
+                 "pgserver"],
     },
     entry_points={"console_scripts": ["visio-memoria=visio_memoria_ros.cli:main"]},
 )
