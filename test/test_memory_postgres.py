@@ -586,3 +586,34 @@ def test_copy_of_an_sqlite_memory_is_complete_verified_and_repeatable(pg_url, tm
         copy_memory(other, target)
     for store in (src, target, other):
         store.close()
+
+
+# -- sightings while the server is away ------------------------------------------------------
+def test_sightings_wait_in_order_while_the_server_is_away(own_cluster) -> None:
+    from visio_memoria_ros.memory.sightings import UNKNOWN, VISIT, Sighting, SightingBuffer
+
+    url = own_cluster.admin_url(create_database(own_cluster))
+    store = PostgresStore(url, StoreOptions(robot_id="robot1", cluster=OPTS.cluster))
+    pid = store.create_person("Leslie").person_id
+    buffer = SightingBuffer(capacity=5)
+    assert buffer.record(store, Sighting(VISIT, {"person_id": pid, "t": 100.0}))
+    own_cluster.stop()
+    for i in range(7):  # 7 sightings, room for 5: the two oldest are dropped and counted
+        buffer.record(store, Sighting(UNKNOWN, {"vector": vec(i), "embedder": EMB,
+                                                "t": 101.0 + i}))
+    buffer.record(store, Sighting(VISIT, {"person_id": pid, "t": 110.0, "activity": "waving"}))
+    assert len(buffer) == 5 and buffer.dropped == 3 and buffer.written == 0
+    assert buffer.flush(store) == 0 and len(buffer) == 5  # still away: nothing lost
+    own_cluster.start()
+    _until(lambda: store.revision)
+    assert buffer.flush(store) == 5 and len(buffer) == 0 and buffer.written == 5
+    unknowns = store.list_unknowns()
+    assert [u.first_seen for u in unknowns] == [104.0, 105.0, 106.0, 107.0]  # in order
+    assert all(u.robot_id == "robot1" for u in unknowns)
+    visit = store.list_visits(pid)[0]
+    assert (visit.start, visit.last_seen, visit.dominant_activity) == (100.0, 110.0, "waving")
+    # A sighting the store refuses (the person was forgotten meanwhile) is dropped, counted.
+    store.forget_person(pid)
+    buffer.add(Sighting(VISIT, {"person_id": pid, "t": 120.0}))
+    assert buffer.flush(store) == 0 and buffer.refused == 1 and len(buffer) == 0
+    store.close()

@@ -9,29 +9,52 @@ PARAMS: list[ParamSpec] = [
         "data_dir",
         "~/.local/share/visio_memoria",
         "Directory of the memory (created 0700; '~' expands). Holds the SQLite file and "
-        "its -wal/-shm side files, all 0600.",
+        "its -wal/-shm side files, all 0600 (unused for a postgresql:// memory).",
         allow_empty=False,
         read_only=True,
     ),
     ParamSpec(
         "db_path",
         "",
-        "SQLite file; empty = <data_dir>/memory.db; a relative path is taken inside data_dir.",
+        "Where the memory is. A file path (empty = <data_dir>/memory.db; a relative path is "
+        "taken inside data_dir) or sqlite:///path for the SQLite memory of this robot; "
+        "postgresql://user@host:port/dbname[?sslmode=verify-full] for a memory shared by "
+        "several robots (PostgreSQL + pgvector; libpq parameters in the query are passed "
+        "through). Never put a password here: it comes from PGPASSWORD, ~/.pgpass or "
+        "db_password_file. Any other URL scheme is refused.",
+        read_only=True,
+    ),
+    ParamSpec(
+        "db_password_file",
+        "",
+        "File (mode 0600) whose first line is the PostgreSQL password; empty = libpq's own "
+        "PGPASSWORD or ~/.pgpass. Unused for an SQLite memory.",
         read_only=True,
     ),
     ParamSpec(
         "robot_id",
-        "robot",
-        "Name of this robot, written into every visit (tells robots apart when several "
-        "share one memory).",
-        allow_empty=False,
+        "",
+        "Name of this robot, written into its visits and unknown faces; each robot's open "
+        "visits are its own. Empty = the node's namespace without the leading slash "
+        "(/robot1 -> robot1), or the host name when the node runs at the root namespace. "
+        "Give every robot sharing one memory its own id.",
+    ),
+    ParamSpec(
+        "sighting_buffer",
+        1000,
+        "Sightings (visit updates, unknown faces) kept in memory while the memory server "
+        "cannot be reached, written in order once it is back; past this many the oldest are "
+        "dropped (counted on /diagnostics). 0 = drop at once.",
+        min=0,
+        max=1000000,
+        read_only=True,
     ),
     ParamSpec(
         "synchronous",
         "FULL",
-        "SQLite durability. FULL: every committed change (a label, a 'forget me') "
-        "survives a power cut, at one fsync per commit. NORMAL: faster on slow storage, "
-        "never corrupt, but the last commits may be lost on power loss.",
+        "Durability. FULL: every committed change (a label, a 'forget me') survives a power "
+        "cut, at one fsync per commit. NORMAL: faster on slow storage, never corrupt, but the "
+        "last commits may be lost on power loss (PostgreSQL: synchronous_commit off).",
         choices=("FULL", "NORMAL"),
         read_only=True,
     ),

@@ -6,6 +6,14 @@ and management services under ``visio_memoria/``; publishes ``memory/events`` (l
 every change of the gallery, also changes made by another process (the labelling page), so
 identity_node reloads without a restart.
 
+The memory is an SQLite file of this robot, or a PostgreSQL server shared by several robots
+(``db_path: postgresql://...``). With PostgreSQL a change made anywhere (another robot's
+service, the labelling page, the CLI) is pushed by the server (LISTEN/NOTIFY) and published on
+``memory/events`` at once; with SQLite the revision is polled every second. While the server
+cannot be reached, sightings (visit updates, unknown faces) wait in a bounded buffer and are
+written in order once it is back (``sighting_buffer``; counted on /diagnostics); services answer
+success=false with the reason; the node keeps running and reconnects with back-off.
+
 Parameters apply at run time: crop storage (``store_crops: false`` stops storing crops with the
 next face), crop format, clustering, visits and retention (a shorter retention purges at once);
 the purge and re-clustering periods reschedule their timers.
@@ -18,6 +26,7 @@ it), and re-embeds stored crops with the embedder that embedding_node's own para
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -57,11 +66,12 @@ from ..memory import (
     PENDING,
     STORE_ERRORS,
     OptedOutError,
-    SQLiteStore,
     StoreOptions,
     StoreUnavailable,
+    open_store,
 )
 from ..memory.clustering import centroids_of
+from ..memory.sightings import UNKNOWN, VISIT, Sighting, SightingBuffer, is_disconnected
 from .common import (
     ERROR,
     LATCHED_QOS,
@@ -113,20 +123,33 @@ def _fields(msg: Any) -> dict[str, Any]:
 
 
 class MemoryNode(VisioNode):
-    """Adapter between the identity/activity topics, the services and the SQLite store."""
+    """Adapter between the identity/activity topics, the services and the memory store."""
 
     def __init__(self) -> None:
         super().__init__("memory_node", memory_params.PARAMS, cross_check=check_store_options)
-        self._store = SQLiteStore.from_params(self.params)
+        # A server that cannot be reached yet is retried with back-off, not a crash loop.
+        self._store = open_store(self._store_params(), offline_ok=True)
         log = self.get_logger()
-        stats = self._store.stats()
-        log.info(
-            f"memory at {self._store.path}: {stats.num_persons} persons, "
-            f"{stats.num_embeddings} embeddings, {stats.num_unknowns} unknown faces in "
-            f"{stats.num_clusters} clusters, {stats.num_visits} visits"
-            + ("" if stats.writable else " (READ-ONLY: nothing new is stored)")
-            + (" (encrypted)" if stats.encrypted else "")
-        )
+        self._sightings = SightingBuffer(int(self.params["sighting_buffer"]))
+        self._sightings_lock = threading.Lock()  # the identities callback and the flush timer
+        self._event_lock = threading.Lock()
+        try:
+            stats = self._store.stats()
+        except StoreUnavailable as exc:
+            log.error(f"memory at {self._store.where} (robot {self._store.options.robot_id}) "
+                      f"cannot be reached: {exc}; sightings are buffered and the connection "
+                      "is retried with back-off")
+            writable = self._store.writable
+        else:
+            writable = stats.writable
+            log.info(
+                f"memory at {self._store.where} (robot {self._store.options.robot_id}): "
+                f"{stats.num_persons} persons, "
+                f"{stats.num_embeddings} embeddings, {stats.num_unknowns} unknown faces in "
+                f"{stats.num_clusters} clusters, {stats.num_visits} visits"
+                + ("" if stats.writable else " (READ-ONLY: nothing new is stored)")
+                + (" (encrypted)" if stats.encrypted else "")
+            )
         self._converter = ImageConverter()
         self._lock = threading.Lock()
         self._activity_by_face: dict[int, str] = {}
@@ -141,7 +164,7 @@ class MemoryNode(VisioNode):
         self._checked_embedder = ""  # "<embedder>@<revision>" of the last count
         self._persons_without_vectors = 0
         self._reembed_state = "off"
-        if self.params["reembed_on_start"] and stats.writable:
+        if self.params["reembed_on_start"] and writable:
             self._reembed_state = "waiting for embedding_node"
             self._embedding_params = ReliableCall(
                 self, GetParameters, f"{self.params['embedding_node']}/get_parameters")
@@ -179,10 +202,15 @@ class MemoryNode(VisioNode):
                 callback_group=control,
             )
 
-        self._publish_event(
-            "started", [], f"memory_node started at revision {self._store.revision}", force=True
-        )
+        with contextlib.suppress(*STORE_ERRORS):  # else published by the poll once readable
+            self._publish_event(
+                "started", [], f"memory_node started at revision {self._store.revision}",
+                force=True)
+        # PostgreSQL pushes every change (LISTEN/NOTIFY) at once; the poll stays as the
+        # fallback (SQLite, and changes made while the listener reconnected).
+        self._pushed = self._store.watch(self._on_change)
         self.create_timer(1.0, self._poll_revision, callback_group=control)
+        self.create_timer(1.0, self._flush_sightings, callback_group=control)
         self.create_timer(1.0, self._check_embedder, callback_group=control)
         self.create_timer(5.0, self._close_stale_visits, callback_group=control)
         self._slow = MutuallyExclusiveCallbackGroup()
@@ -199,10 +227,14 @@ class MemoryNode(VisioNode):
         self._purge()
 
     # -- parameters at run time ----------------------------------------------------------------
+    def _store_params(self) -> dict[str, Any]:
+        """The store's parameters: this node's, with its namespace (the default robot id)."""
+        return {**self.params, "namespace": self.get_namespace()}
+
     def _apply(self, changed: dict[str, Any]) -> None:
         """Hand changed parameters to the store and the timers; a shorter retention purges now."""
         if changed.keys() & STORE_OPTION_PARAMS:
-            self._store.set_options(StoreOptions.from_params(self.params))
+            self._store.set_options(StoreOptions.from_params(self._store_params()))
         if "store_crops" in changed:
             self.get_logger().info("face crops are " + (
                 "stored again" if changed["store_crops"] else "no longer stored") +
@@ -234,7 +266,15 @@ class MemoryNode(VisioNode):
         options = self._store.options
         return {
             "received": float(self._received),
-            "dropped": 0.0,
+            "dropped": float(self._sightings.dropped),
+            "backend": self._store.database.engine,
+            "memory": self._store.where,
+            "robot_id": options.robot_id,
+            "connected": float(getattr(self._store, "connected", True)),
+            "sightings_buffered": float(len(self._sightings)),
+            "sightings_written_late": float(self._sightings.written),
+            "sightings_dropped": float(self._sightings.dropped),
+            "sightings_refused": float(self._sightings.refused),
             "revision": float(self._published_revision),
             "writable": float(self._store.writable),
             "store_crops": float(options.store_crops),
@@ -250,6 +290,13 @@ class MemoryNode(VisioNode):
     def _health(self) -> Health:
         """ERROR while writes fail; WARN when read-only or persons lack the active embedder."""
         found: list[Health] = []
+        if not getattr(self._store, "connected", True):
+            found.append((ERROR, f"the memory server {self._store.where} cannot be reached; "
+                                 f"{len(self._sightings)} sightings buffered, "
+                                 f"{self._sightings.dropped} dropped"))
+        elif self._sightings.dropped:
+            found.append((WARN, f"{self._sightings.dropped} sightings were dropped while the "
+                                "memory server could not be reached (sighting_buffer full)"))
         if time.monotonic() - self._write_error_at < WRITE_ERROR_HOLD:
             found.append((ERROR, f"cannot store: {self._write_error}"))
         if not self._store.writable:
@@ -387,17 +434,38 @@ class MemoryNode(VisioNode):
                     return
                 self._last_visit_write[pid] = t
                 activity = self._activity_by_face.get(int(ident.track_id), "")
-            self._store.open_or_extend_visit(pid, t, location=location, activity=activity)
+            self._write(Sighting(VISIT, {"person_id": pid, "t": t, "location": location,
+                                         "activity": activity}))
         elif status == Status.UNKNOWN and ident.new_evidence and len(ident.embedding):
             decision = identity_from_msg(ident, self._converter)
-            self._store.add_unknown(
-                decision.embedding,
-                decision.embedder,
-                crop=decision.crop,
-                quality=decision.quality,
-                t=t,
-                track_key=f"{location}:{decision.track_id}:{self._start_stamp}",
-            )
+            self._write(Sighting(UNKNOWN, {
+                "vector": decision.embedding,
+                "embedder": decision.embedder,
+                "crop": decision.crop,
+                "quality": decision.quality,
+                "t": t,
+                "track_key": f"{location}:{decision.track_id}:{self._start_stamp}",
+            }))
+
+    def _write(self, sighting: Sighting) -> None:
+        """Write a sighting now, or buffer it while the memory server cannot be reached."""
+        with self._sightings_lock:
+            written = self._sightings.record(self._store, sighting)
+        if not written:
+            self.get_logger().warning(
+                f"memory server unreachable: {len(self._sightings)} sightings buffered",
+                throttle_duration_sec=10.0)
+
+    def _flush_sightings(self) -> None:
+        """Write the buffered sightings once the memory server is back (in arrival order)."""
+        if not len(self._sightings):
+            return
+        with self._sightings_lock:
+            written = self._sightings.flush(self._store)
+        if written:
+            self.get_logger().info(f"memory server back: {written} buffered sightings written"
+                                   + (f", {len(self._sightings)} still waiting"
+                                      if len(self._sightings) else ""))
 
     # -- events --------------------------------------------------------------------------------
     def _publish_event(
@@ -417,25 +485,34 @@ class MemoryNode(VisioNode):
             )
         )
 
+    def _on_change(self, revision: int) -> None:
+        """The server announced a change (a thread of the store): publish it at once."""
+        if revision != self._published_revision:
+            self._poll_revision()
+
     def _poll_revision(self) -> None:
-        """Publish changes made by anyone (services, the labelling page, the CLI)."""
-        try:
-            revision = self._store.revision
-            if revision == self._published_revision:
+        """Publish changes made by anyone (services, other robots, the labelling page, the CLI)."""
+        with self._event_lock:
+            try:
+                revision = self._store.revision
+                if revision == self._published_revision:
+                    return
+                events = self._store.events_since(max(self._published_revision, 0))
+            except Exception as exc:
+                level = "warning" if is_disconnected(exc) else "error"
+                getattr(self.get_logger(), level)(f"cannot read the store: {exc}",
+                                                  throttle_duration_sec=30.0)
                 return
-            events = self._store.events_since(max(self._published_revision, 0))
-        except Exception as exc:
-            self.get_logger().error(f"cannot read the store: {exc}", throttle_duration_sec=30.0)
-            return
-        last = events[-1] if events else None
-        kind = last.kind if last else "changed"
-        pids = sorted({p for e in events for p in e.person_ids})
-        self._publish_event(kind, pids, last.message if last else f"revision {revision}")
+            last = events[-1] if events else None
+            kind = last.kind if last else "changed"
+            pids = sorted({p for e in events for p in e.person_ids})
+            self._publish_event(kind, pids, last.message if last else f"revision {revision}")
 
     # -- timers --------------------------------------------------------------------------------
     def _close_stale_visits(self) -> None:
         try:
-            closed = self._store.close_stale_visits(self.now_s())
+            closed = self._store.close_stale_visits(self.now_s(),
+                                                    robot_id=self._store.options.robot_id)
         except STORE_ERRORS as exc:
             self.get_logger().warning(f"cannot close visits: {exc}", throttle_duration_sec=60.0)
             return
@@ -639,7 +716,12 @@ class MemoryNode(VisioNode):
         )
 
     def close(self) -> None:
-        """Close the store (checkpoints the WAL)."""
+        """Write what is buffered if the server is back, then close the store."""
+        if len(self._sightings):
+            self._sightings.flush(self._store)
+        if len(self._sightings):
+            self.get_logger().error(f"{len(self._sightings)} buffered sightings could not be "
+                                    "written: the memory server is still unreachable")
         self._store.close()
 
 
