@@ -31,7 +31,9 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-pytestmark = [pytest.mark.dds, pytest.mark.slow]
+# Two whole graphs on a 2-core machine shared with other work: the waits are on conditions, but
+# the module-wide 300 s limit is too short for a graph start plus the first greeting under load.
+pytestmark = [pytest.mark.dds, pytest.mark.slow, pytest.mark.timeout(900)]
 
 from rclpy.node import NodeNameNonExistentError  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
@@ -61,7 +63,7 @@ NODES = tuple(NODE_PARAMS)
 GLOBAL_TOPICS = {"/diagnostics", "/rosout", "/parameter_events"}
 #: Who is enrolled on which robot; both cameras show bbt1.jpg (Raj, Leonard, Howard, Sheldon).
 ROBOTS = {"robot1": "raj", "robot2": "howard"}
-GRAPH_TIMEOUT = 300.0
+GRAPH_TIMEOUT = 600.0
 
 
 def _ros2_launch_missing() -> str | None:
@@ -315,8 +317,10 @@ def test_two_robots_share_no_node_topic_service_or_memory(robots):
                                   namespace=ns)
         with SQLiteStore.from_params({**params, "read_only": True}) as store:
             assert [p.name for p in store.list_persons()] == [who.capitalize()]
-            visits = store.list_visits()
-            assert visits and {v.person_id for v in visits} == {persons[0].person_id}
+            # memory_node opens the visit from the same identities that made the greeting;
+            # it may still be writing it.
+            robots.spin_until(lambda s=store: bool(s.list_visits()), 60, f"a visit on {ns}")
+            assert {v.person_id for v in store.list_visits()} == {persons[0].person_id}
     # Nobody greeted the other robot's person; nothing was written into the home directory.
     assert all(g == [f"Welcome back, {w.capitalize()}!"] for g, w in
                zip(robots.greetings.values(), ROBOTS.values(), strict=True)), robots.greetings
