@@ -617,3 +617,77 @@ def test_sightings_wait_in_order_while_the_server_is_away(own_cluster) -> None:
     buffer.add(Sighting(VISIT, {"person_id": pid, "t": 120.0}))
     assert buffer.flush(store) == 0 and buffer.refused == 1 and len(buffer) == 0
     store.close()
+
+
+# -- the command line ------------------------------------------------------------------------
+def test_cli_db_url_never_becomes_a_local_file(pg_url, tmp_path: Path, monkeypatch,
+                                               capsys) -> None:
+    from visio_memoria_ros.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VISIO_MEMORIA_DB", raising=False)
+    closed_port = pg_url.replace(pg_url.split("@")[1].split("/")[0], "127.0.0.1:9")
+    for url, said in ((closed_port, "cannot reach the memory server"),
+                      ("mysql://robot@db/fleet", "scheme 'mysql'")):
+        assert main(["--db", url, "db", "list"]) == 1
+        assert said in capsys.readouterr().err
+        assert list(tmp_path.iterdir()) == []  # no ./postgresql:/..., no ./mysql:/...
+    with PostgresStore(pg_url) as store:
+        store.create_person("Ada")
+    assert main(["--db", pg_url, "db", "list", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"name": "Ada"' in out and f'"db": "{pg_url}"' in out
+    monkeypatch.setenv("VISIO_MEMORIA_DB", pg_url)  # the same setting from the environment
+    assert main(["db", "rename", "1", "Ada L."]) == 0
+    with PostgresStore(pg_url) as store:
+        assert [p.name for p in store.list_persons()] == ["Ada L."]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_db_migrate_copies_verifies_and_reruns(pg_url, tmp_path: Path, capsys) -> None:
+    import json
+
+    from visio_memoria_ros.cli import main
+
+    db = tmp_path / "robot.db"
+    with SQLiteStore(db, StoreOptions(crop_format="png", cluster=OPTS.cluster)) as src:
+        pid = src.create_person("Raj").person_id
+        src.add_embedding(pid, vec(1), EMB, crop=crop(1))
+        src.open_or_extend_visit(pid, 50.0)
+        for i in range(3):
+            src.add_unknown(near(8, i), EMB, crop=crop(8 + i))
+    argv = ["db", "migrate", "--from", str(db), "--to", pg_url, "--json", "-q"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["ok"] and first["source"] == first["verified"]
+    assert first["written"]["unknowns"] == 3 and first["source"]["crops"] == 4
+    assert main(argv) == 0  # safe to re-run: nothing new written, everything verified
+    again = json.loads(capsys.readouterr().out)
+    assert again["ok"] and sum(again["written"].values()) == 0
+    assert main(["db", "migrate", "--from", str(db), "--to", str(tmp_path / "x.db")]) == 1
+    assert "postgresql://" in capsys.readouterr().err
+    with PostgresStore(pg_url) as store:
+        assert [(p.name, p.num_embeddings, p.num_visits) for p in store.list_persons()] == [
+            ("Raj", 1, 1)]
+        assert len(store.list_unknowns(with_crops=True)) == 3
+
+
+def test_labelling_page_opens_the_fleet_memory_by_url(pg_url, monkeypatch) -> None:
+    from visio_memoria_ros.ui import actions
+    from visio_memoria_ros.ui.settings import open_store as page_store
+    from visio_memoria_ros.ui.settings import parse_settings
+
+    settings = parse_settings(["--db", pg_url])
+    assert settings.db == pg_url  # a URL is not turned into a path
+    with PostgresStore(pg_url, OPTS) as robot:
+        cid = next(u.cluster_id for u in [robot.add_unknown(near(6, i), EMB) for i in range(3)]
+                   if u.cluster_id >= 0)
+    store = page_store(settings)
+    try:
+        assert store.where == pg_url
+        assert actions.name_cluster(store, cid, "Priya").ok
+    finally:
+        store.close()
+    monkeypatch.setenv("VISIO_MEMORIA_DB", "ftp://nowhere/x")
+    with pytest.raises(LocationError, match="ftp"):
+        page_store(parse_settings([]))

@@ -7,15 +7,15 @@ Commands (``visio-memoria <command> --help`` for each)::
     identify IMG... [--json]               name / status of every face against the memory
     eval identify GALLERY_DIR [PROBE_DIR]  open-set identification accuracy on folder data
     eval pairs PAIRS.csv --images DIR      verification accuracy, best threshold, ROC AUC
-    db list | rename | merge | forget | export | reembed
+    db list | rename | merge | forget | export | reembed | migrate
     train-activity DIR [--out PATH]        train the activity head on DINOv3 scene features
 
 Global options (before or after the command): ``--config YAML`` (the node parameter file,
 ``config/visio_memoria.yaml``; without it the built-in defaults apply), ``--namespace NS``
 (read that file as the nodes launched in namespace NS read it, by the ROS rules for which
-sections apply to a node; default ``/``), ``--db PATH`` (the memory file; default:
-memory_node's ``data_dir``/``db_path``, i.e.
-``~/.local/share/visio_memoria/memory.db``), ``--pad-retry F``, ``--quiet``, ``-v``,
+sections apply to a node; default ``/``), ``--db PATH|URL`` (the memory: a file, ``sqlite:///path``
+or ``postgresql://user@host:port/dbname``; default: ``$VISIO_MEMORIA_DB``, else memory_node's
+``data_dir``/``db_path``, i.e. ``~/.local/share/visio_memoria/memory.db``), ``--pad-retry F``, ``--quiet``, ``-v``,
 ``--debug``.
 
 Parameters come from the same specs as the nodes: detection from ``detector_node``, the face
@@ -109,6 +109,10 @@ matcher); eval pairs, the different-person pairs.
 "name", "created", "never_remember", "num_embeddings", "num_visits", "first_seen",
 "last_seen"}], "embedders": {id: dim}, "unknown_faces": int, "unknown_clusters": int}``.
 
+``db migrate --json`` -> ``{"schema": "visio-memoria.db-migrate/1", "from": str, "to": str
+(the URL, never a password), "ok": bool, "source"/"written"/"verified": {table: rows}}``
+(tables persons, embedders, embeddings, unknowns, visits, negative_links, and crops).
+
 ``train-activity --json`` -> ``{"schema": "visio-memoria.train-activity/1", "out": str,
 "report": TrainReport.to_dict()}`` (``activity.train.TrainReport``).
 """
@@ -137,6 +141,8 @@ from . import __version__
 from .config import NODE_PARAMS, load_node_params
 
 PROG = "visio-memoria"
+#: Environment variable naming the memory (a path or a URL) when --db is not given.
+DB_ENV = "VISIO_MEMORIA_DB"
 LOG = logging.getLogger("visio_memoria_ros.cli")
 DEFAULT_REJECT_FRR = 0.01
 #: The reject threshold is at most the accept rule at this many times the target FAR.
@@ -270,32 +276,32 @@ def _engine_config(args: argparse.Namespace, embedder_id: str) -> Any:
         raise CliError(f"identity_node parameters: {exc}") from exc
 
 
-def _store_path(params: Mapping[str, Any]) -> Path:
-    """The SQLite file memory_node parameters point at (same rule as SQLiteStore)."""
-    data_dir = Path(str(params.get("data_dir", "~/.local/share/visio_memoria"))).expanduser()
-    db = str(params.get("db_path", "") or "")
-    path = Path(db).expanduser() if db else data_dir / "memory.db"
-    return path if path.is_absolute() else data_dir / path
-
-
 def _memory_params(args: argparse.Namespace) -> dict[str, Any]:
+    """memory_node's parameters with ``--db`` (or $VISIO_MEMORIA_DB): a path or a URL."""
+    from .memory import is_url
+
     params = _params(args, "memory_node")
-    if args.db:
-        path = Path(args.db).expanduser().absolute()
+    db = args.db or os.environ.get(DB_ENV, "")
+    if db and is_url(db):
+        params["db_path"] = db  # postgresql://..., sqlite:///...; an unknown scheme is refused
+    elif db:
+        path = Path(db).expanduser().absolute()
         params["data_dir"], params["db_path"] = str(path.parent), path.name
     return params
 
 
 def _open_store(args: argparse.Namespace, *, read_only: bool, must_exist: bool = True) -> Any:
-    """Open the memory store; refuses a missing file unless ``must_exist`` is False."""
-    from .memory import SQLiteStore
+    """Open the memory store (SQLite or PostgreSQL); refuses a missing SQLite file unless
+    ``must_exist`` is False, and a URL it does not know always."""
+    from .memory import location_of, open_store
 
     params = _memory_params(args)
-    path = _store_path(params)
-    if must_exist and not path.is_file():
-        raise CliError(f"no memory store at {path} (enroll someone first, or pass --db PATH)")
+    where = location_of(params)
+    if where.path is not None and must_exist and not where.path.is_file():
+        raise CliError(f"no memory store at {where.path} (enroll someone first, or pass "
+                       "--db PATH)")
     params["read_only"] = read_only
-    return SQLiteStore.from_params(params)
+    return open_store(params)
 
 
 def _engine_from_store(args: argparse.Namespace, store: Any, embedder_id: str) -> tuple[Any, Any]:
@@ -937,7 +943,7 @@ def cmd_db_list(args: argparse.Namespace) -> int:
         embedders = store.embedders()
     if args.json:
         _print_json({
-            "schema": "visio-memoria.db-list/1", "db": str(store.path),
+            "schema": "visio-memoria.db-list/1", "db": store.where,
             "persons": [{"person_id": p.person_id, "name": p.name, "created": _when(p.created),
                          "never_remember": p.never_remember,
                          "num_embeddings": p.num_embeddings, "num_visits": p.num_visits,
@@ -947,7 +953,7 @@ def cmd_db_list(args: argparse.Namespace) -> int:
             "unknown_clusters": stats.num_clusters,
         })
         return 0
-    print(f"{store.path}: {len(persons)} person{'s' if len(persons) != 1 else ''}, "
+    print(f"{store.where}: {len(persons)} person{'s' if len(persons) != 1 else ''}, "
           f"{stats.num_unknowns} unknown faces in {stats.num_clusters} clusters")
     if persons:
         print(f"{'id':>5}  {'name':<24} {'faces':>5} {'visits':>6}  last seen")
@@ -1030,7 +1036,7 @@ def cmd_db_export(args: argparse.Namespace) -> int:
         visits = [v for v in store.list_visits(limit=0) if v.person_id not in excluded]
         unknowns = store.list_unknowns(with_crops=True)
         clusters = store.list_clusters(min_size=1, max_samples=0)
-        db_path = str(store.path)
+        db_path = store.where
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(out, 0o700)
     for sub in ("crops", "crops/persons", "crops/unknowns"):
@@ -1133,6 +1139,54 @@ def cmd_db_reembed(args: argparse.Namespace) -> int:
     return 1 if report.num_failed else 0
 
 
+# ------------------------------------------------------------------------------ db migrate
+# Copying a robot's SQLite memory into a fleet PostgreSQL memory; the work is
+# memory.transfer.copy_memory, this is only its command line.
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    """Copy an SQLite memory into a PostgreSQL memory: ids kept, counts verified, re-runnable."""
+    from .memory import PostgresStore, SQLiteStore, StoreOptions, StoreUnavailable, load_key
+    from .memory import parse_location as parse
+    from .memory.transfer import copy_memory
+
+    params = _params(args, "memory_node")
+    source, target = parse(args.source), parse(args.to)
+    if source.path is None:
+        raise CliError(f"--from must be an SQLite memory (a file path), got {source.shown}")
+    if not source.path.is_file():
+        raise CliError(f"no memory store at {source.path}")
+    if target.engine != "postgresql":
+        raise CliError(f"--to must be a postgresql:// URL, got {target.shown}")
+    key = load_key(str(params.get("encryption_key_file", "") or ""),
+                   str(params.get("encryption_key_env", "") or ""))
+    password_file = args.password_file or str(params.get("db_password_file", "") or "")
+    try:
+        src = SQLiteStore(source.path, StoreOptions(read_only=True), key=key)
+    except StoreUnavailable as exc:
+        if exc.reason != "version":
+            raise
+        src = SQLiteStore(source.path, key=key)  # an older file: migrate its schema first
+    with src, PostgresStore(target.url, key=key, password_file=password_file) as dst:
+        total = sum(src.stats().__dict__[k] for k in ("num_persons", "num_embeddings",
+                                                        "num_unknowns", "num_visits"))
+        bar = _progress(args, total=total, desc="copying", unit="row")
+        try:
+            report = copy_memory(src, dst, progress=lambda _table, n: bar.update(n))
+        finally:
+            bar.close()
+    if args.json:
+        _print_json({"schema": "visio-memoria.db-migrate/1", "from": str(source.path),
+                     "to": target.shown, "ok": report.ok, "source": report.source,
+                     "written": report.written, "verified": report.verified})
+    else:
+        print(f"{'table':<16} {'source':>8} {'written':>8} {'in target':>10}")
+        for table, n in report.source.items():
+            print(f"{table:<16} {n:>8} {report.written.get(table, 0):>8} "
+                  f"{report.verified.get(table, 0):>10}")
+        print(f"copied {source.path} into {target.shown}: "
+              + ("every row verified" if report.ok else "VERIFICATION FAILED"))
+    return 0 if report.ok else 1
+
+
 # ------------------------------------------------------------------------------ activity
 def cmd_train_activity(args: argparse.Namespace) -> int:
     """Train the linear activity head on DINOv3 scene features of a folder-per-label set."""
@@ -1194,8 +1248,10 @@ def _common(*, defaults: bool) -> argparse.ArgumentParser:
     g.add_argument("--namespace", metavar="NS", default=d("/"),
                    help="read --config as the nodes launched in this ROS namespace do "
                         "(namespace:=NS): sections such as /NS/memory_node apply (default /)")
-    g.add_argument("--db", metavar="PATH", default=d(None),
-                   help="memory file; default: memory_node data_dir/db_path "
+    g.add_argument("--db", metavar="PATH|URL", default=d(None),
+                   help="the memory: a file path, sqlite:///path or "
+                        "postgresql://user@host:port/dbname (password from PGPASSWORD or "
+                        f"~/.pgpass); default: ${DB_ENV}, else memory_node data_dir/db_path "
                         "(~/.local/share/visio_memoria/memory.db)")
     g.add_argument("--pad-retry", metavar="F", type=float, default=d(0.3),
                    help="when no face is found, retry once with a black border of F x the "
@@ -1299,6 +1355,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "face_embedder")
     p.add_argument("--batch-size", type=int, default=32, metavar="N",
                    help="crops per transaction (default 32)")
+    p = add(db_sub, "migrate", cmd_db_migrate, "copy an SQLite memory into a PostgreSQL "
+            "memory (persons, faces, crops, visits, unknowns; ids kept, counts verified, safe "
+            "to re-run)")
+    p.add_argument("--from", dest="source", required=True, metavar="PATH",
+                   help="the SQLite memory file")
+    p.add_argument("--to", required=True, metavar="URL",
+                   help="postgresql://user@host:port/dbname (password: PGPASSWORD, ~/.pgpass "
+                        "or --password-file)")
+    p.add_argument("--password-file", default="", metavar="FILE",
+                   help="file holding the PostgreSQL password (default: memory_node "
+                        "db_password_file)")
 
     p = add(sub, "train-activity", cmd_train_activity,
             "train the activity head: DIR/<label>/*.jpg -> DINOv3 scene features -> "

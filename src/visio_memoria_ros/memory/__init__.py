@@ -21,7 +21,14 @@ from .errors import (
     OptedOutError,
     StoreUnavailable,
 )
-from .location import Location, LocationError, is_url, open_store, parse_location
+from .location import (
+    Location,
+    LocationError,
+    is_url,
+    location_of,
+    open_store,
+    parse_location,
+)
 from .options import StoreOptions, default_robot_id
 from .postgres_store import PostgresStore
 from .privacy import BlobCipher, load_key
@@ -87,6 +94,7 @@ __all__ = [
     "default_robot_id",
     "is_url",
     "load_key",
+    "location_of",
     "migrate",
     "open_store",
     "parse_location",

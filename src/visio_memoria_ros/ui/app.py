@@ -50,7 +50,7 @@ def _store(argv: tuple[str, ...]) -> MemoryStore:
     """Open the memory store once for every session of this server."""
     settings, _ = _settings(argv)
     store = open_store(settings)
-    LOG.info("labelling page serves %s", getattr(store, "path", "the memory store"))
+    LOG.info("labelling page serves %s", getattr(store, "where", "the memory store"))
     return store
 
 
@@ -133,7 +133,7 @@ def _read(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 def _sidebar(password: str | None, store: MemoryStore) -> int:
     with st.sidebar:
         st.header("Memory")
-        st.caption(str(getattr(store, "path", "")))
+        st.caption(str(getattr(store, "where", "")))
         if not store.writable:
             st.warning("Opened read-only: nothing can be changed.")
         stats = _read("the store statistics", store.stats)

@@ -19,11 +19,12 @@ from typing import Any
 
 from ..config import fully_qualified_name, load_node_params
 from ..config import memory as memory_config
-from ..memory import SQLiteStore
+from ..memory import MemoryStore, is_url
+from ..memory import open_store as open_memory
 
 LOG = logging.getLogger(__name__)
 
-#: Environment variable naming the memory file (overrides the memory_node defaults).
+#: Environment variable naming the memory, a file or a URL (overrides the memory_node defaults).
 DB_ENV = "VISIO_MEMORIA_DB"
 #: Environment variable holding the page's password (empty or unset = no password).
 PASSWORD_ENV = "VISIO_MEMORIA_UI_PASSWORD"
@@ -69,8 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the visio_memoria labelling page (Streamlit) for one memory store.",
     )
     p.add_argument("--db", default=os.environ.get(DB_ENV, ""),
-                   help=f"SQLite memory file (env {DB_ENV}); default: the memory_node's "
-                   "<data_dir>/memory.db, i.e. ~/.local/share/visio_memoria/memory.db")
+                   help=f"the memory (env {DB_ENV}): an SQLite file, sqlite:///path or "
+                   "postgresql://user@host:port/dbname (password from PGPASSWORD or "
+                   "~/.pgpass); default: the memory_node's <data_dir>/memory.db, i.e. "
+                   "~/.local/share/visio_memoria/memory.db")
     p.add_argument("--params-file", default="",
                    help="ROS parameter YAML whose memory_node section locates and opens the "
                    "store (data_dir, db_path, crop_format, encryption_key_file/env...)")
@@ -95,7 +98,8 @@ def parse_settings(argv: Sequence[str] | None = None) -> UiSettings:
     ns = build_parser().parse_args(list(argv) if argv is not None else None)
     if not 1 <= ns.port <= 65535:
         raise ValueError(f"--port must be in 1..65535, got {ns.port}")
-    db = str(Path(ns.db).expanduser().absolute()) if ns.db else ""
+    db = ns.db.strip() if ns.db and is_url(ns.db) else (
+        str(Path(ns.db).expanduser().absolute()) if ns.db else "")
     params_file = str(Path(ns.params_file).expanduser().absolute()) if ns.params_file else ""
     password_file = (str(Path(ns.password_file).expanduser().absolute())
                      if ns.password_file else "")
@@ -151,10 +155,12 @@ def check_bind(address: str, password: str | None) -> None:
 
 
 def store_params(settings: UiSettings) -> dict[str, Any]:
-    """Return memory_node parameters for SQLiteStore.from_params, with the page's overrides."""
+    """Return memory_node parameters for memory.open_store, with the page's overrides."""
     params = load_node_params("memory_node", memory_config.PARAMS,
                               settings.params_file or None, namespace=settings.namespace)
-    if settings.db:
+    if settings.db and is_url(settings.db):
+        params["db_path"] = settings.db  # postgresql://... (an unknown scheme is refused)
+    elif settings.db:
         # The file's own directory is the data directory: nothing is created elsewhere.
         params["data_dir"] = str(Path(settings.db).parent)
         params["db_path"] = settings.db
@@ -162,6 +168,6 @@ def store_params(settings: UiSettings) -> dict[str, Any]:
     return params
 
 
-def open_store(settings: UiSettings) -> SQLiteStore:
+def open_store(settings: UiSettings) -> MemoryStore:
     """Open the memory store the page works on (same resolution as the memory node)."""
-    return SQLiteStore.from_params(store_params(settings))
+    return open_memory(store_params(settings))  # type: ignore[no-any-return]
