@@ -13,10 +13,10 @@ Commands (``visio-memoria <command> --help`` for each)::
 Global options (before or after the command): ``--config YAML`` (the node parameter file,
 ``config/visio_memoria.yaml``; without it the built-in defaults apply), ``--namespace NS``
 (read that file as the nodes launched in namespace NS read it, by the ROS rules for which
-sections apply to a node; default ``/``), ``--db PATH|URL`` (the memory: a file, ``sqlite:///path``
-or ``postgresql://user@host:port/dbname``; default: ``$VISIO_MEMORIA_DB``, else memory_node's
-``data_dir``/``db_path``, i.e. ``~/.local/share/visio_memoria/memory.db``), ``--pad-retry F``, ``--quiet``, ``-v``,
-``--debug``.
+sections apply to a node; default ``/``), ``--db PATH|URL`` (the memory: a file,
+``sqlite:///path`` or ``postgresql://user@host:port/dbname``; default: ``$VISIO_MEMORIA_DB``,
+else memory_node's ``data_dir``/``db_path``, i.e. ``~/.local/share/visio_memoria/memory.db``),
+``--pad-retry F``, ``--quiet``, ``-v``, ``--debug``.
 
 Parameters come from the same specs as the nodes: detection from ``detector_node``, the face
 embedder from ``embedding_node``, thresholds from ``identity_node`` and the store from
