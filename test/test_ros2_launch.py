@@ -207,9 +207,14 @@ class Robots:
         self.echoes: dict[str, Launched] = {}
         self.started = 0.0
         self.greeted_after: dict[str, float] = {}
+        self.bbt = bbt
         from ros_harness import RosTestNode
 
         self.ros = RosTestNode("visio_memoria_launch_test")
+
+    def start(self) -> None:
+        """Enrol each robot's person with the CLI, then launch both graphs and the echoes."""
+        root, bbt = self.root, self.bbt
         enrolments = []
         for ns, who in ROBOTS.items():
             self.data[ns] = root / ns / "memory"
@@ -268,7 +273,8 @@ class Robots:
 def robots(ros2_cli, bbt_dir, tmp_path_factory) -> Iterator[Robots]:
     """robot1 (Raj enrolled) and robot2 (Howard enrolled), both cameras on bbt1.jpg."""
     graphs = Robots(tmp_path_factory.mktemp("robots"), bbt_dir)
-    try:
+    try:  # whatever failed while starting, what did start is stopped
+        graphs.start()
         yield graphs
     finally:
         graphs.close()
