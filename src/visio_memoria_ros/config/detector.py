@@ -43,6 +43,13 @@ PERCEIVER_PARAMS: list[ParamSpec] = [
         allow_empty=False, read_only=True,
     ),
     ParamSpec(
+        "precision", "fp32",
+        "Numeric precision of the YOLO backends: fp32, or fp16 on a CUDA device (refused on "
+        "the CPU, except with device auto on a machine without a GPU: fp32 with a warning); "
+        "bf16 is refused (ultralytics has no bf16 inference). MTCNN and Haar run fp32.",
+        choices=("fp32", "fp16", "bf16"), read_only=True,
+    ),
+    ParamSpec(
         "face_score_threshold", 0.9,
         "Minimum face detection score [0-1]. 0.9 suits MTCNN (its false positives score "
         "0.7-0.8); use about 0.5 for YOLOv8-face. Unused by 'haar'.",
@@ -67,6 +74,30 @@ PERCEIVER_PARAMS: list[ParamSpec] = [
         "detection (same ids and boxes, no face crops: nothing is embedded twice). "
         "1 = detect on every frame.",
         min=1, max=30, read_only=True,
+    ),
+    ParamSpec(
+        "full_detect_interval", 4,
+        "On detected frames, run the face detector on the whole frame (MTCNN: the full "
+        "pyramid down to min_face_size) every N-th time only; in between, the previous "
+        "frame's faces are found again near their boxes (MTCNN: its last stage on those "
+        "boxes, all in one batch; other backends: the detector on crops of region_scale x "
+        "each face), several times cheaper. New faces are found by the next full pass (or "
+        "at once on motion, motion_threshold). 1 = a full pass on every detected frame.",
+        min=1, max=100, read_only=True,
+    ),
+    ParamSpec(
+        "motion_threshold", 0.25,
+        "Start a full-frame pass before full_detect_interval when this fraction of an 80x60 "
+        "grey thumbnail changed (> 20 grey levels) since the last full pass, outside the "
+        "known faces' regions: somebody may have walked in. 0 = never. 0.25 does not fire "
+        "on every frame of a hand-held crowd clip (7-24 % change over 4 frames).",
+        min=0.0, max=1.0, read_only=True,
+    ),
+    ParamSpec(
+        "region_scale", 2.5,
+        "Side of a known face's search region for backends without MTCNN's box refinement "
+        "(yolo, haar), as a multiple of the face's size.",
+        min=1.2, max=8.0, read_only=True,
     ),
     # --- persons ---------------------------------------------------------------------------
     ParamSpec(
@@ -174,6 +205,12 @@ PERCEIVER_PARAMS: list[ParamSpec] = [
         "torch_threads", 0,
         "torch.set_num_threads for this process at start; 0 = leave torch's default.",
         min=0, max=256, read_only=True,
+    ),
+    ParamSpec(
+        "warmup", True,
+        "Run the face detector once on a blank frame at start, before subscribing, so the "
+        "first camera frame does not pay the first call's set-up.",
+        read_only=True,
     ),
 ]
 

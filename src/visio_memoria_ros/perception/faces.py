@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -71,6 +72,22 @@ def import_yolo(what: str) -> Any:
             "another backend"
         ) from exc
     return YOLO
+
+
+def yolo_half(precision: str, device: str) -> bool:
+    """Whether ultralytics should run ``half`` for ``precision`` on ``device``.
+
+    YOLO runs fp32, or fp16 on CUDA (ultralytics' ``half``); bf16 is refused (ultralytics has
+    no bf16 inference), fp16 off CUDA too (with device auto and no GPU: fp32, a warning).
+    """
+    from ..core.precision import device_type, effective_precision
+
+    auto = (device or "").strip().lower() == "auto"
+    name = effective_precision(precision, device_type(device), auto=auto)
+    if name == "bf16":
+        raise ValueError("precision bf16 is not available for YOLO (ultralytics runs fp32 or "
+                         "fp16 on CUDA); use fp32 or fp16")
+    return name == "fp16"
 
 
 def _to_channels_last(net: Any) -> Any:
@@ -157,6 +174,59 @@ class MtcnnFaceDetector:
             ))
         return faces
 
+    def detect_regions(self, image: np.ndarray, boxes: Sequence[np.ndarray],
+                       *, refinements: int = 2) -> list[FaceObservation]:
+        """Find the faces of the previous frame again near their ``boxes`` (image pixels).
+
+        MTCNN's last stage (O-Net) scores a square face proposal, regresses its box towards the
+        face and places the 5 landmarks. Here the proposals are the known faces' boxes (made
+        square, as MTCNN's own stages do), all in one batch, refined ``refinements`` times so
+        the box follows a moving face: a few milliseconds for every face of the frame, where a
+        full pass builds the whole image pyramid. A face that left its box (or the picture)
+        scores low and is dropped until the next full pass finds it.
+        """
+        from .schedule import crop_region
+
+        if not len(boxes):
+            return []
+        h, w = image.shape[:2]
+        squares = np.stack([_square(b) for b in boxes]).astype(np.float32)
+        onet = self._nets[2]
+        score = np.zeros(len(squares), np.float32)
+        points = np.zeros((len(squares), 5, 2), np.float32)
+        for _ in range(max(1, refinements)):
+            crops = np.stack([crop_region(image, sq, 48)[0] for sq in squares])
+            x = self._torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
+            with self._torch.inference_mode():
+                reg, pts, prob = onet((x - 127.5) * 0.0078125)
+            reg, pts, prob = (t.float().cpu().numpy() for t in (reg, pts, prob))
+            side = (squares[:, 2] - squares[:, 0])[:, None]
+            score = prob[:, 1]
+            points = np.stack([squares[:, :1] + pts[:, :5] * side,
+                               squares[:, 1:2] + pts[:, 5:] * side], axis=2)
+            refined = squares + reg * np.tile(side, (1, 4))
+            squares = np.stack([_square(b) for b in refined]).astype(np.float32)
+        faces = []
+        for box, s_, pts in zip(refined, score, points, strict=True):
+            if float(s_) < max(self.score_threshold, self._mtcnn.thresholds[2]):
+                continue
+            bbox = clip_box(box, w, h)
+            if bbox[2] - bbox[0] < 1 or bbox[3] - bbox[1] < 1:
+                continue
+            faces.append(FaceObservation(bbox=bbox, score=float(s_), detector=self.name,
+                                         landmarks=canonical_landmarks(pts)))
+        return faces
+
+    def warmup(self, width: int = 640, height: int = 480) -> float:
+        """Run every stage once on a blank frame and on region crops; return the seconds."""
+        import time
+
+        t0 = time.perf_counter()
+        blank = np.full((height, width, 3), 128, np.uint8)
+        self.detect(blank)
+        self.detect_regions(blank, [np.array([0, 0, 64, 64], np.float32)])
+        return time.perf_counter() - t0
+
 
 class YoloFaceDetector:
     """Ultralytics YOLOv8-face (pose model with 5 keypoints) from a local .pt/.onnx/.engine."""
@@ -172,8 +242,10 @@ class YoloFaceDetector:
         iou_threshold: float = 0.5,
         imgsz: int = 640,
         min_face_size: int = 0,
+        precision: str = "fp32",
     ) -> None:
         """Load the model once; FileNotFoundError when ``model_path`` does not exist."""
+        self.half = yolo_half(precision, device)
         path = require_file(model_path, "YOLOv8-face model")
         yolo = import_yolo("face_backend 'yolo'")
         self.model = yolo(str(path), task="pose")
@@ -193,7 +265,7 @@ class YoloFaceDetector:
         bgr = np.ascontiguousarray(image[:, :, ::-1])
         results = self.model.predict(
             bgr, conf=self.score_threshold, iou=self.iou_threshold, imgsz=self.imgsz,
-            device=self.device, verbose=False,
+            device=self.device, half=self.half, verbose=False,
         )
         return parse_yolo_faces(results[0], detector=self.name, min_face_size=self.min_face_size)
 
@@ -274,6 +346,14 @@ class HaarFaceDetector:
         return faces
 
 
+def _square(box: np.ndarray) -> np.ndarray:
+    """The square box of the same centre whose side is the box's longer side."""
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    side = max(x2 - x1, y2 - y1, 1.0)
+    cx, cy = 0.5 * (x1 + x2), 0.5 * (y1 + y2)
+    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32)
+
+
 def landmarks_from_box(box: np.ndarray) -> np.ndarray:
     """Approximate 5 landmarks for a frontal face box (``HAAR_LANDMARKS_REL`` geometry)."""
     x1, y1, x2, y2 = np.asarray(box, dtype=np.float32)
@@ -289,6 +369,7 @@ def create_face_detector(
     min_face_size: int = 20,
     max_side: int = 0,
     score_threshold: float = 0.9,
+    precision: str = "fp32",
 ) -> FaceDetector:
     """Build the face detector ``backend`` (one of FACE_BACKENDS) from local files."""
     if backend == "mtcnn":
@@ -300,7 +381,7 @@ def create_face_detector(
         imgsz = max(32, int(np.ceil(max_side / 32.0)) * 32) if max_side > 0 else 640
         return YoloFaceDetector(
             model_path=model_path, device=device, score_threshold=score_threshold,
-            imgsz=imgsz, min_face_size=min_face_size,
+            imgsz=imgsz, min_face_size=min_face_size, precision=precision,
         )
     if backend == "haar":
         return HaarFaceDetector(

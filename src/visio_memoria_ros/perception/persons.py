@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..core.types import FaceObservation, PersonObservation
-from .faces import import_yolo, require_file
+from .faces import import_yolo, require_file, yolo_half
 from .image import clip_box, resize_max_side
 
 logger = logging.getLogger(__name__)
@@ -50,8 +50,10 @@ class YoloPersonDetector:
         score_threshold: float = 0.5,
         iou_threshold: float = 0.5,
         imgsz: int = 640,
+        precision: str = "fp32",
     ) -> None:
         """Load the model once; FileNotFoundError when ``model_path`` does not exist."""
+        half = yolo_half(precision, device)
         path = require_file(model_path, "YOLOv8 person model")
         yolo = import_yolo("person_backend 'yolo'")
         self.model = yolo(str(path), task="detect")
@@ -62,6 +64,7 @@ class YoloPersonDetector:
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
         self.imgsz = int(imgsz)
+        self.half = half
 
     def detect(
         self, image: np.ndarray, faces: Sequence[FaceObservation] = ()
@@ -70,7 +73,7 @@ class YoloPersonDetector:
         bgr = np.ascontiguousarray(image[:, :, ::-1])
         result = self.model.predict(
             bgr, conf=self.score_threshold, iou=self.iou_threshold, imgsz=self.imgsz,
-            classes=[0], device=self.device, verbose=False,
+            classes=[0], device=self.device, half=self.half, verbose=False,
         )[0]
         if result.boxes is None or len(result.boxes) == 0:
             return []
@@ -221,6 +224,7 @@ def create_person_detector(
     max_side: int = 640,
     width_faces: float = 3.0,
     height_faces: float = 7.0,
+    precision: str = "fp32",
 ) -> PersonDetector | None:
     """Build the person detector ``backend`` (one of PERSON_BACKENDS); None for ``'none'``."""
     if backend == "none":
@@ -228,7 +232,8 @@ def create_person_detector(
     if backend == "yolo":
         imgsz = max(32, int(np.ceil(max_side / 32.0)) * 32) if max_side > 0 else 640
         return YoloPersonDetector(
-            model_path=model_path, device=device, score_threshold=score_threshold, imgsz=imgsz
+            model_path=model_path, device=device, score_threshold=score_threshold, imgsz=imgsz,
+            precision=precision,
         )
     if backend == "hog":
         return HogPersonDetector(max_side=max_side, score_threshold=score_threshold)

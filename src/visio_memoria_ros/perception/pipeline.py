@@ -13,6 +13,15 @@ evidence.
 ``Perceiver.last_detected`` tells whether the latest Frame came from a fresh detection. A
 change of image size forces a detection.
 
+Detection schedule (``perception.schedule``): on detected frames the full-frame face detector
+runs every ``full_detect_interval``-th time (and at once on motion where no face is known,
+``motion_threshold``); in between, the previous frame's faces are looked for again in their
+search regions (``region_scale`` x their size) with a short pyramid. ``Perceiver.last_pass``
+says which ran: ``full``, ``regions`` or ``reused`` (detect_stride).
+
+Warm-up: with ``warmup`` the detector runs once on a blank frame in the constructor, so the
+first camera frame does not pay the kernels' first-call set-up.
+
 Not thread-safe: one Perceiver per processing thread (it owns tracker state).
 """
 
@@ -33,6 +42,7 @@ from .faces import FACE_BACKENDS, FaceDetector, HaarFaceDetector, create_face_de
 from .image import DEFAULT_MAX_INPUT_SIDE, cap_size, to_rgb_uint8
 from .persons import PERSON_BACKENDS, PersonDetector, create_person_detector, scene_crop
 from .quality import face_quality
+from .schedule import DetectionSchedule, region_boxes, suppress_duplicates
 from .tracking import ObservationTracker, link_faces_to_persons
 
 logger = logging.getLogger(__name__)
@@ -55,10 +65,14 @@ class PerceiverConfig:
     face_model_path: str = "yolov8n-face.pt"
     haar_cascade_path: str = ""
     device: str = "cpu"
+    precision: str = "fp32"
     face_score_threshold: float = 0.9
     min_face_size: int = 20
     detect_max_side: int = 0
     detect_stride: int = 1
+    full_detect_interval: int = 4
+    motion_threshold: float = 0.25
+    region_scale: float = 2.5
     person_backend: str = "face_extrapolated"
     person_model_path: str = "yolov8n.pt"
     person_score_threshold: float = 0.5
@@ -79,6 +93,7 @@ class PerceiverConfig:
     quality_sharpness_ref: float = 100.0
     max_input_side: int = DEFAULT_MAX_INPUT_SIDE
     torch_threads: int = 0
+    warmup: bool = True
 
     def __post_init__(self) -> None:
         """Refuse values no stage could work with, naming the field."""
@@ -88,11 +103,16 @@ class PerceiverConfig:
             raise ValueError(
                 f"person_backend={self.person_backend!r} not in {list(PERSON_BACKENDS)}"
             )
-        for name in ("detect_stride", "track_min_frames", "max_input_side"):
+        for name in ("detect_stride", "track_min_frames", "max_input_side",
+                     "full_detect_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.face_person_upper_fraction <= 1.0:
             raise ValueError("face_person_upper_fraction must be in (0, 1]")
+        if not 0.0 <= self.motion_threshold <= 1.0:
+            raise ValueError(f"motion_threshold must be in [0, 1], got {self.motion_threshold}")
+        if not 1.2 <= self.region_scale <= 8.0:
+            raise ValueError(f"region_scale must be in [1.2, 8], got {self.region_scale}")
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> PerceiverConfig:
@@ -127,13 +147,14 @@ class Perceiver:
                 face_detector = create_face_detector(
                     cfg.face_backend, model_path=cfg.face_model_path, device=cfg.device,
                     min_face_size=cfg.min_face_size, max_side=cfg.detect_max_side,
-                    score_threshold=cfg.face_score_threshold,
+                    score_threshold=cfg.face_score_threshold, precision=cfg.precision,
                 )
         if person_detector is None:
             person_detector = create_person_detector(
                 cfg.person_backend, model_path=cfg.person_model_path, device=cfg.device,
                 score_threshold=cfg.person_score_threshold, max_side=cfg.person_max_side,
                 width_faces=cfg.body_width_faces, height_faces=cfg.body_height_faces,
+                precision=cfg.precision,
             )
         self.face_detector = face_detector
         self.person_detector = person_detector
@@ -155,12 +176,23 @@ class Perceiver:
         #: True when the latest Frame came from a detection, False when it reused one.
         self.last_detected = False
         self.frames_processed = 0
+        #: Which detection ran for the latest Frame: "full", "regions" or "reused".
+        self.last_pass = ""
+        self.schedule = DetectionSchedule(cfg.full_detect_interval, cfg.motion_threshold)
+        self._known: list[np.ndarray] = []  # the latest faces' boxes, working-image pixels
         self._last: Frame | None = None
         self._skip_left = 0
+        #: Seconds the constructor's warm-up took (0 without one).
+        self.warmup_seconds = 0.0
+        warm = getattr(self.face_detector, "warmup", None)
+        if cfg.warmup and callable(warm):
+            self.warmup_seconds = float(warm())
         logger.info(
-            "perceiver ready: faces=%s persons=%s stride=%d",
+            "perceiver ready: faces=%s persons=%s stride=%d, full-frame pass every %d "
+            "(motion %.2f), warm-up %.2f s",
             getattr(self.face_detector, "name", "?"),
             getattr(self.person_detector, "name", "none"), cfg.detect_stride,
+            cfg.full_detect_interval, cfg.motion_threshold, self.warmup_seconds,
         )
 
     @classmethod
@@ -179,6 +211,8 @@ class Perceiver:
         """Forget all tracks and the reused frame (e.g. when the camera source changes)."""
         self.face_tracker.reset()
         self.person_tracker.reset()
+        self.schedule.reset()
+        self._known = []
         self._last = None
         self._skip_left = 0
 
@@ -196,6 +230,7 @@ class Perceiver:
         ):
             self._skip_left -= 1
             self.last_detected = False
+            self.last_pass = "reused"
             times["preprocess"] = time.perf_counter() - t_start
             self.stage_times = times
             return Frame(
@@ -207,7 +242,8 @@ class Perceiver:
         work, scale = cap_size(rgb, self.config.max_input_side)
         t = _lap(times, "preprocess", t_start)
 
-        faces = self.face_detector.detect(work)
+        faces = self._detect_faces(work)
+        self._known = [f.bbox.copy() for f in faces]
         t = _lap(times, "faces", t)
         self.face_tracker.update(faces)
         t = _lap(times, "face_tracking", t)
@@ -245,6 +281,41 @@ class Perceiver:
         self.last_detected = True
         self.stage_times = times
         return frame
+
+    def _detect_faces(self, image: np.ndarray) -> list[FaceObservation]:
+        """This frame's faces: a full-frame pass or the known faces' regions (the schedule)."""
+        regions = region_boxes(self._known, self.config.region_scale)
+        if self.schedule.full_pass_due(image, regions):
+            self.schedule.did_full_pass(image)
+            self.last_pass = "full"
+            return self.face_detector.detect(image)
+        self.schedule.did_region_pass()
+        self.last_pass = "regions"
+        detector = self.face_detector
+        if hasattr(detector, "detect_regions"):
+            found = detector.detect_regions(image, self._known)
+        else:
+            found = self._detect_in_crops(image, regions)
+        return suppress_duplicates(found)
+
+    def _detect_in_crops(
+        self, image: np.ndarray, regions: list[np.ndarray]
+    ) -> list[FaceObservation]:
+        """Run the detector on each region's crop (detectors without a batched region pass)."""
+        h, w = image.shape[:2]
+        out = []
+        for r in regions:
+            x1, y1 = max(0, int(r[0])), max(0, int(r[1]))
+            x2, y2 = min(w, int(np.ceil(r[2]))), min(h, int(np.ceil(r[3])))
+            if x2 - x1 < 8 or y2 - y1 < 8:
+                continue
+            for f in self.face_detector.detect(np.ascontiguousarray(image[y1:y2, x1:x2])):
+                offset = np.array([x1, y1], np.float32)
+                f.bbox = (f.bbox + np.tile(offset, 2)).astype(np.float32)
+                if f.landmarks is not None:
+                    f.landmarks = (f.landmarks + offset).astype(np.float32)
+                out.append(f)
+        return out
 
     def _add_quality(self, image: np.ndarray, faces: list[FaceObservation]) -> None:
         """Set each face's ``quality`` (see ``perception.quality``)."""
