@@ -19,6 +19,13 @@ from visio_memoria_ros.perception.schedule import (
 )
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
+    return float(ix * iy / (area - ix * iy))
+
+
 def _rgb(path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
@@ -66,14 +73,20 @@ def test_a_20px_face_is_found_on_every_frame_full_and_region_passes(bbt_dir, mtc
     assert perceiver.schedule.full_passes == 3 and perceiver.schedule.region_passes == 7
 
 
-def test_region_pass_drops_a_face_that_left(bbt_dir, mtcnn):
+def test_a_face_lost_by_the_region_pass_is_looked_for_on_the_whole_frame(bbt_dir, mtcnn):
     frames = _small_face_scene(bbt_dir, mtcnn, 40, 2)
+    jumped = np.roll(frames[0], (0, -250), axis=(0, 1))  # the face is 250 px further left
     empty = np.full_like(frames[0], 128)
     perceiver = Perceiver(PerceiverConfig(full_detect_interval=10, motion_threshold=0.0,
                                           person_backend="none"), face_detector=mtcnn)
     assert len(perceiver.process(frames[0]).faces) == 1
-    assert len(perceiver.process(empty).faces) == 0
+    faces = perceiver.process(jumped).faces
+    assert perceiver.last_pass == "full" and perceiver.schedule.lost_triggers == 1
+    assert len(faces) == 1 and abs(float(faces[0].bbox[0]) - 50) < 12
+    assert len(perceiver.process(jumped).faces) == 1
     assert perceiver.last_pass == "regions"
+    assert len(perceiver.process(empty).faces) == 0
+    assert perceiver.schedule.lost_triggers == 2
 
 
 def test_full_pass_every_frame_with_interval_1(bbt_dir, mtcnn):
@@ -130,12 +143,12 @@ def test_region_crop_round_trip_maps_boxes_back():
 
 
 def test_backends_without_box_refinement_search_crops(asset_image_path):
-    image = _rgb(asset_image_path)
+    image = np.ascontiguousarray(_rgb(asset_image_path)[120:])  # below a weak false positive
     perceiver = Perceiver(PerceiverConfig(face_backend="haar", full_detect_interval=2,
                                           person_backend="none", min_face_size=40))
-    first = [f for f in perceiver.process(image).faces if f.score >= 0.9]
+    first = perceiver.process(image).faces
     second = perceiver.process(image).faces
     assert perceiver.last_pass == "regions"
-    assert first
-    for a in first:  # every confident face is found again in its region, at the same place
-        assert any(np.abs(a.bbox - b.bbox).max() <= 2.0 for b in second), a.bbox
+    assert first and len(second) >= len(first)
+    for a in first:  # every face is found again in its region, at about the same place
+        assert max(_iou(a.bbox, b.bbox) for b in second) > 0.75, a.bbox

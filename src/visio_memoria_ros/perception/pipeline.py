@@ -17,7 +17,9 @@ Detection schedule (``perception.schedule``): on detected frames the full-frame 
 runs every ``full_detect_interval``-th time (and at once on motion where no face is known,
 ``motion_threshold``); in between, the previous frame's faces are looked for again in their
 search regions (``region_scale`` x their size) with a short pyramid. ``Perceiver.last_pass``
-says which ran: ``full``, ``regions`` or ``reused`` (detect_stride).
+says which ran: ``full``, ``regions`` or ``reused`` (detect_stride). A region pass that finds
+fewer faces than were known (one moved far or left) is followed by a full pass on the same
+frame.
 
 Warm-up: with ``warmup`` the detector runs once on a blank frame in the constructor, so the
 first camera frame does not pay the kernels' first-call set-up.
@@ -296,7 +298,15 @@ class Perceiver:
             found = detector.detect_regions(image, self._known)
         else:
             found = self._detect_in_crops(image, regions)
-        return suppress_duplicates(found)
+        found = suppress_duplicates(found)
+        if len(found) < len(self._known):
+            # a known face was not found near its box: it moved far (frames skipped, a fast
+            # turn) or left; a full pass now finds it wherever it went
+            self.schedule.did_full_pass(image)
+            self.schedule.lost_triggers += 1
+            self.last_pass = "full"
+            return self.face_detector.detect(image)
+        return found
 
     def _detect_in_crops(
         self, image: np.ndarray, regions: list[np.ndarray]

@@ -135,6 +135,8 @@ class DetectionSchedule:
         self.full_passes = 0
         self.region_passes = 0
         self.motion_triggers = 0
+        #: Full passes run because a region pass lost a known face (counted by the caller).
+        self.lost_triggers = 0
 
     def reset(self) -> None:
         """Forget the reference frame: the next frame gets a full pass."""
@@ -170,7 +172,7 @@ class DetectionSchedule:
             self._reference = np.zeros((1, 1), np.int16)
 
     def did_region_pass(self) -> None:
-        """Record a region-only pass."""
+        """Record a region-only pass (undone by a ``did_full_pass`` on the same frame)."""
         self._since_full += 1
         self.region_passes += 1
 
