@@ -103,8 +103,8 @@ class _PgConn:
         return pg_sql(sql)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """Run one statement."""
-        return self.raw.execute(self._sql(sql), tuple(params) if params else None)
+        """Run one statement (results in binary: vectors load without text parsing)."""
+        return self.raw.execute(self._sql(sql), tuple(params) if params else None, binary=True)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
         """Run one statement for each row."""
