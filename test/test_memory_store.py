@@ -313,6 +313,17 @@ def test_not_this_person(store: SQLiteStore) -> None:
     assert store.gallery(EMB).negatives == []
 
 
+def test_forget_also_deletes_the_unknown_faces_that_match_the_person(store: SQLiteStore) -> None:
+    pid = store.label_cluster(add_cluster(store, 1, n=3), name="Raj").person_id
+    later = store.add_unknown(face(1, 40), EMB, crop=crop(140))  # seen again, still unnamed
+    other = add_cluster(store, 2, n=2)  # somebody else
+    before = {u.unknown_id for u in store.list_unknowns(other)}
+    store.forget_person(pid)
+    left = {u.unknown_id for u in store.list_unknowns()}
+    assert later.unknown_id not in left
+    assert left == before and len(left) == 2
+
+
 def test_never_remember(store: SQLiteStore, clock: Clock) -> None:
     pid = store.create_person("Wil").person_id
     rec = store.set_never_remember(pid, True)

@@ -189,6 +189,17 @@ def shift_new_clusters(changes: Sequence[tuple[int, int]], start_next: int, shif
     return [(c + shift if c >= start_next else c, i) for c, i in changes]
 
 
+def matching_faces(person_vectors: np.ndarray, ids: Sequence[int], vectors: np.ndarray,
+                   similarity: float) -> list[int]:
+    """The faces (``ids``/``vectors``) that are the person's: cosine >= ``similarity`` to one of
+    ``person_vectors`` (the rule that would cluster them together). Forget-me deletes them."""
+    if not len(ids) or not len(person_vectors):
+        return []
+    best = (np.asarray(vectors, np.float32) @ np.asarray(person_vectors, np.float32).T).max(
+        axis=1)
+    return [int(i) for i, s in zip(ids, best, strict=True) if s >= similarity]
+
+
 # -- small helpers -------------------------------------------------------------------------
 def chunks(ids: Sequence[int], size: int = 500) -> Iterator[list[int]]:
     """Yield ``ids`` in lists small enough for a statement's parameter limit."""

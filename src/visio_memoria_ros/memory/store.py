@@ -273,11 +273,20 @@ class RepositoryStore(MemoryStore):
         return len(ids)
 
     def forget_person(self, person_id: int) -> None:
-        """Delete every trace of a person: row, embeddings, crops, visits, negative links."""
+        """Delete every trace of a person: row, embeddings, crops, visits, negative links, and
+        the unknown faces that match them (sightings stored before they were named)."""
         with self._tx() as conn:
             pid = self.persons.row(conn, person_id).person_id
-            faces = self.faces.ids_of(conn, pid)
-            self.faces.delete_face_negatives(conn, faces)
+            own = self.faces.of_person(conn, pid, with_crops=False)
+            faces = [e.embedding_id for e in own]
+            matching: list[int] = []
+            for embedder in sorted({e.embedder for e in own}):
+                mine = np.stack([e.vector for e in own if e.embedder == embedder])
+                ids, vectors = self.galleries.vectors(conn, "unknowns", embedder)
+                matching += rules.matching_faces(mine, ids, vectors,
+                                                 self.options.cluster.similarity)
+            self.faces.delete_face_negatives(conn, faces + matching)
+            self.unknowns.delete(conn, matching)
             self.faces.delete_negatives_of(conn, pid)
             self.faces.delete_of_person(conn, pid)
             self.visits.delete_of_person(conn, pid)
@@ -285,7 +294,8 @@ class RepositoryStore(MemoryStore):
             self.persons.delete(conn, pid)
             self._bump(conn, "forgotten", [pid], f"person {pid} forgotten")
         self._db.erased()
-        LOG.info("forgot person %d (%d embeddings)", pid, len(faces))
+        LOG.info("forgot person %d (%d embeddings, %d matching unknown faces)", pid, len(faces),
+                 len(matching))
 
     def set_never_remember(self, person_id: int, never_remember: bool) -> PersonRecord:
         """Opt a person out of (or back into) being stored and greeted."""
