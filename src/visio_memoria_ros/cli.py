@@ -2,9 +2,9 @@
 
 Commands (``visio-memoria <command> --help`` for each)::
 
-    detect IMG... [--json]                 faces per image: box, 5 landmarks, score, quality
+    detect INPUT... [--every N] [--json]   faces per image: box, 5 landmarks, score, quality
     enroll NAME IMG... [--json]            add the largest face of each image to person NAME
-    identify IMG... [--json]               name / status of every face against the memory
+    identify INPUT... [--every N] [--json] name / status of every face against the memory
     eval identify GALLERY_DIR [PROBE_DIR]  open-set identification accuracy on folder data
     eval pairs PAIRS.csv --images DIR      verification accuracy, best threshold, ROC AUC
     db list | rename | merge | forget | export | reembed | migrate
@@ -20,7 +20,16 @@ else memory_node's ``data_dir``/``db_path``, i.e. ``~/.local/share/visio_memoria
 
 Parameters come from the same specs as the nodes: detection from ``detector_node``, the face
 embedder from ``embedding_node``, thresholds from ``identity_node`` and the store from
-``memory_node``. The CLI never imports rclpy or ``visio_memoria_ros.nodes``.
+``memory_node``. The CLI never imports rclpy or ``visio_memoria_ros.nodes``. Every command
+runs the one pipeline of the nodes (``visio_memoria_ros.pipeline.Pipeline``: the Perceiver,
+the embed stage and the identity engine), on still photos (each image on its own, with the
+``--pad-retry`` for tight face crops) or on a video as the robot sees a camera.
+
+Inputs of ``detect`` and ``identify``: image files, folders (their image files, sorted, not
+recursive) and video files (``.mp4``, ``.avi``, ``.mov``, ``.mkv``, ...: every ``--every``-th
+frame). Photos and the images of a folder are independent images; a video runs as a video:
+faces tracked across its frames and identity voted per track, as identity_node does (a face
+becomes KNOWN after ``min_votes`` embeddings, or one at the instant threshold).
 
 Exit codes: 0 success; 1 runtime failure (unreadable input, a refusal of the memory store such
 as an unknown id or an empty name, missing weights, any image of a batch that failed); 2 usage
@@ -51,16 +60,21 @@ never), rates and accuracies as fractions in [0, 1] (null when undefined). NaN n
     landmarks order: left eye, right eye, nose tip, left mouth corner, right mouth corner.
 
 ``detect`` -> ``{"schema": "visio-memoria.detect/1", "images": [{"path": str,
-"width": int|null, "height": int|null, "faces": [face...], "error": str|null}]}``; faces left
-to right.
+"width": int|null, "height": int|null, "faces": [face...], "error": str|null,
+"frame": int|null, "time": float|null}]}``; faces left to right; ``frame``/``time`` (index,
+seconds) for the frames of a video, null for photos; a video's faces carry ``track_id``
+(-1 until the tracker confirms the face).
 
 ``identify`` -> ``{"schema": "visio-memoria.identify/1", "embedder": str, "thresholds":
 {"accept": float, "reject": float}, "gallery": {"persons": int, "vectors": int}, "images":
 [{"path", "width", "height", "error", "faces": [face + {"status": "KNOWN"|"UNCERTAIN"|"UNKNOWN",
 "person_id": int|null, "name": str|null, "similarity": float|null, "suppressed": bool}]}]}``.
-``person_id``/``name`` name the best match for KNOWN and UNCERTAIN (the candidate) and are null
-for UNKNOWN; ``similarity`` is the best similarity (null: no gallery or no aligned crop);
-``suppressed`` is true when the best match asked never to be remembered (then no name).
+``status`` is the identity engine's decision (identity_node's): on a photo from the face's
+own embedding, in a video from its track's votes (a video frame's face without a new embedding
+keeps its track's decision). ``person_id``/``name`` name the person for KNOWN and the best
+candidate of this embedding for UNCERTAIN, null for UNKNOWN; ``similarity`` is the decision's
+similarity (null: no gallery or no embedding yet); ``suppressed`` is true when the best match
+asked never to be remembered (then no name).
 
 ``enroll`` -> ``{"schema": "visio-memoria.enroll/1", "person_id": int, "name": str,
 "created": bool, "embedder": str, "faces": [{"path": str, "embedding_id": int,
@@ -244,20 +258,24 @@ def _box_text(face: Any) -> str:
 
 
 # ------------------------------------------------------------------------------ builders
-def _pipeline(args: argparse.Namespace, *, embed: bool, kind: str | None = None) -> Any:
-    """The FacePipeline for this invocation (detector + optional face embedder)."""
-    from .pipeline import FacePipeline
+def _pipeline(args: argparse.Namespace, *, embed: bool, kind: str | None = None,
+              still: bool = True) -> Any:
+    """The one pipeline (``pipeline.Pipeline``) for this invocation, from the node parameters:
+    detector_node's Perceiver, embedding_node's face embedder (with ``embed``)."""
+    from .pipeline import Pipeline
 
     detector = _params(args, "detector_node")
     embedding = _params(args, "embedding_node") if embed else None
     try:
-        return FacePipeline.from_params(detector, embedding, face_embedder=kind,
-                                        pad_retry=args.pad_retry)
+        return Pipeline.from_params(detector, embedding, face_embedder=kind, still=still,
+                                    pad_retry=args.pad_retry)
     except ImportError as exc:
         raise CliError(f"a model backend is not installed ({exc}); install the package "
                        "extras, e.g. pip install -e '.[mtcnn,dlib]'") from exc
     except FileNotFoundError as exc:
         raise CliError(f"{exc} (see models/README.md)") from exc
+    except ValueError as exc:
+        raise CliError(f"bad parameters: {exc}") from exc
 
 
 def _engine_config(args: argparse.Namespace, embedder_id: str) -> Any:
@@ -317,41 +335,55 @@ def _engine_from_store(args: argparse.Namespace, store: Any, embedder_id: str) -
     return engine, report
 
 
-def _loaded_images(
-    args: argparse.Namespace, desc: str, entries: list[dict[str, Any]]
-) -> Iterator[tuple[str, np.ndarray, dict[str, Any]]]:
-    """Yield (path, RGB image, JSON entry) for each readable image of ``args.images``.
+def _inputs(args: argparse.Namespace, desc: str, entries: list[dict[str, Any]]) -> Iterator[Any]:
+    """Yield an ``InputItem`` for each readable image or video frame of ``args.images``.
 
-    Every image gets an entry appended to ``entries`` (width/height filled when it loads);
-    an unreadable one gets its ``error`` set and one line on stderr, and is not yielded.
+    Every item gets an entry appended to ``entries`` (width/height filled when it loads); an
+    unreadable one gets its ``error`` set and one line on stderr, and is not yielded.
     """
-    from .pipeline import ImageError, load_image
+    from .pipeline import iter_inputs
 
-    for path in _progress(args, args.images, desc=desc):
-        entry: dict[str, Any] = {"path": path, "width": None, "height": None, "faces": [],
-                                 "error": None}
+    every = getattr(args, "every", 1)
+    if every < 1:
+        raise UsageError(f"--every must be >= 1, got {every}")
+    for item in _progress(args, iter_inputs(args.images, every), desc=desc):
+        entry: dict[str, Any] = {"path": item.path, "width": None, "height": None, "faces": [],
+                                 "error": item.error, "frame": item.frame,
+                                 "time": _num(item.time, 3) if item.time is not None else None}
         entries.append(entry)
-        try:
-            image = load_image(path)
-        except ImageError as exc:
-            entry["error"] = str(exc)
-            _error_line(str(exc))
+        if item.error is not None:
+            _error_line(item.error)
             continue
-        entry.update(height=int(image.shape[0]), width=int(image.shape[1]))
-        yield path, image, entry
+        entry.update(height=int(item.image.shape[0]), width=int(item.image.shape[1]))
+        yield item, entry
+
+
+def _follow(pipe: Any, item: Any, state: dict[str, Any]) -> None:
+    """Put ``pipe`` in the mode of ``item``: a new video starts afresh, photos are stills."""
+    video = item.video
+    if video != state.get("video") or (video is not None and item.frame <= state["frame"]):
+        pipe.start(still=video is None)
+    state.update(video=video, frame=item.frame if video is not None else -1)
+
+
+def _item_label(item: Any) -> str:
+    return item.path if item.frame is None else f"{item.path} frame {item.frame}"
 
 
 # ------------------------------------------------------------------------------ detect
 def cmd_detect(args: argparse.Namespace) -> int:
-    """Faces per image."""
+    """Faces per image (or per video frame)."""
 
     pipe = _pipeline(args, embed=False)
     images: list[dict[str, Any]] = []
-    for path, image, entry in _loaded_images(args, "detecting", images):
-        faces = _left_to_right(pipe.detect(image))
-        entry.update(faces=[_face_json(f) for f in faces])
+    state: dict[str, Any] = {}
+    for item, entry in _inputs(args, "detecting", images):
+        _follow(pipe, item, state)
+        faces = _left_to_right(pipe.detect(item.image, item.time or 0.0))
+        entry.update(faces=[{**_face_json(f), **({"track_id": int(f.track_id)}
+                                                 if item.video else {})} for f in faces])
         if not args.json:
-            print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
+            print(f"{_item_label(item)}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
             for i, f in enumerate(faces):
                 print(f"  face {i}: box {_box_text(f)} score {f.score:.3f} "
                       f"quality {f.quality:.2f}")
@@ -453,43 +485,52 @@ def _warn_lookalikes(args: argparse.Namespace, store: Any, prepared: Sequence[An
 
 # ------------------------------------------------------------------------------ identify
 def cmd_identify(args: argparse.Namespace) -> int:
-    """Every face of each image against the memory's gallery."""
+    """Every face of each image (or video frame) against the memory's gallery."""
 
     pipe = _pipeline(args, embed=True)
     store = _open_store(args, read_only=True)
     with store:
         engine, report = _engine_from_store(args, store, pipe.embedder_id)
+    pipe.engine = engine
     if report.num_vectors == 0:
         _warn(f"the memory holds no faces made by {pipe.embedder_id}; every face is UNKNOWN "
               "(enroll someone, or run `db reembed` after changing the embedder)")
     names = engine.names()
     th = engine.thresholds
     images: list[dict[str, Any]] = []
-    for path, image, entry in _loaded_images(args, "identifying", images):
-        faces = _left_to_right(pipe.process(image))
+    state: dict[str, Any] = {}
+    for item, entry in _inputs(args, "identifying", images):
+        _follow(pipe, item, state)
+        stamp = item.time or 0.0
+        faces = _left_to_right(pipe.process(item.image, stamp))
+        decisions = pipe.identify(faces, stamp)
         embedded = [f for f in faces if f.embedding is not None]
         matches = engine.matcher.match(np.stack([f.embedding for f in embedded])) \
             if embedded else []
         by_face = {id(f): m for f, m in zip(embedded, matches, strict=True)}
         out_faces = []
-        for f in faces:
-            item = _face_json(f)
+        for f, d in zip(faces, decisions, strict=True):
+            item_json = _face_json(f)
             m = by_face.get(id(f))
-            status, pid, sim, suppressed = "UNKNOWN", None, None, False
-            if m is not None:
-                status, suppressed, sim = m.status.name, bool(m.suppressed), _num(m.similarity)
-                if m.status.name != "UNKNOWN" and m.person_id >= 0 and not suppressed:
-                    pid = int(m.person_id)
-            item.update(status=status, person_id=pid, name=names.get(pid) if pid is not None
-                        else None, similarity=sim, suppressed=suppressed)
-            out_faces.append(item)
+            status = d.status.name
+            suppressed = bool(m.suppressed) if m is not None else False
+            pid = int(d.person_id) if status == "KNOWN" else None
+            if status == "UNCERTAIN" and m is not None and m.person_id >= 0 and not suppressed:
+                pid = int(m.person_id)  # the candidate of this embedding
+            sim = _num(d.similarity) if d.similarity == d.similarity else None
+            item_json.update(status=status, person_id=pid,
+                             name=names.get(pid) if pid is not None else None,
+                             similarity=sim, suppressed=suppressed)
+            if item.video:
+                item_json["track_id"] = int(f.track_id)
+            out_faces.append(item_json)
         entry.update(faces=out_faces)
         if not args.json:
-            print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
-            for f, item in zip(faces, out_faces, strict=True):
-                who = item["name"] or ("(never remember)" if item["suppressed"] else "unknown")
-                sim_text = "-" if item["similarity"] is None else f"{item['similarity']:.3f}"
-                print(f"  {_box_text(f)} {who} {item['status']} similarity {sim_text}")
+            print(f"{_item_label(item)}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
+            for f, fj in zip(faces, out_faces, strict=True):
+                who = fj["name"] or ("(never remember)" if fj["suppressed"] else "unknown")
+                sim_text = "-" if fj["similarity"] is None else f"{fj['similarity']:.3f}"
+                print(f"  {_box_text(f)} {who} {fj['status']} similarity {sim_text}")
     if args.json:
         _print_json({
             "schema": "visio-memoria.identify/1", "embedder": pipe.embedder_id,
@@ -1297,8 +1338,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="machine-readable output")
         return p
 
+    every = ("with a video: process every N-th frame (default 1: every frame); the frames in "
+             "between are skipped, not decoded")
     p = add(sub, "detect", cmd_detect, "faces per image: box, 5 landmarks, score, quality")
-    p.add_argument("images", nargs="+", metavar="IMG")
+    p.add_argument("images", nargs="+", metavar="INPUT",
+                   help="image files, folders of images, video files")
+    p.add_argument("--every", type=int, default=1, metavar="N", help=every)
 
     p = add(sub, "enroll", cmd_enroll, "add the largest face of each image to person NAME "
             "(created if new); all-or-nothing")
@@ -1307,7 +1352,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(sub, "identify", cmd_identify, "name, similarity and KNOWN/UNCERTAIN/UNKNOWN of "
             "every face, against the memory")
-    p.add_argument("images", nargs="+", metavar="IMG")
+    p.add_argument("images", nargs="+", metavar="INPUT",
+                   help="image files, folders of images, video files")
+    p.add_argument("--every", type=int, default=1, metavar="N", help=every)
 
     ev = sub.add_parser("eval", help="accuracy on your own folder data (nothing is stored)",
                         description="accuracy on your own folder data (nothing is stored)")

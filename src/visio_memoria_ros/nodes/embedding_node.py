@@ -1,8 +1,9 @@
 """embedding_node: ``detections`` -> ``perception`` with identity and scene embeddings.
 
-A face track is embedded when it is new or its crop quality clearly improved (EmbedPolicy),
-never every frame by default; all crops of a frame go through one batched forward pass.
-Crops of faces not embedded in this frame are dropped from the output (when
+The work is ``embedding.EmbedStage`` (what the CLI runs on video frames too): a face track is
+embedded when it is new or its crop quality clearly improved (EmbedPolicy), never every frame
+by default; all crops of a frame go through one batched forward pass, all scene crops through
+another. Crops of faces not embedded in this frame are dropped from the output (when
 ``drop_crops_after_embedding``), so only new evidence travels on with its crop.
 
 The policy knobs, the batch size and the per-frame limits apply at run time (``ros2 param
@@ -19,6 +20,7 @@ from visio_memoria.msg import Perception
 
 from ..config import embedding as embedding_params
 from ..embedding import build_embed_policy, build_embedding_stack
+from ..embedding.stage import EmbedStage
 from .common import (
     RELIABLE_QOS,
     WARN,
@@ -47,9 +49,14 @@ class EmbeddingNode(VisioNode):
             self._stack = build_embedding_stack(p)
         except (FileNotFoundError, ValueError, ImportError) as exc:
             raise NodeStartupError(str(exc)) from exc
+        self._stage = EmbedStage(
+            face=self._stack.face, scene=self._stack.scene, policy=self._stack.policy,
+            max_faces_per_frame=p["max_faces_per_frame"],
+            max_persons_per_frame=p["max_persons_per_frame"],
+            drop_crops=p["drop_crops_after_embedding"],
+        )
         self._converter = ImageConverter()
         self._pub = self.create_publisher(Perception, "perception", RELIABLE_QOS)
-        self._embedded = 0
         self._worker = FrameWorker(
             self, self._process, stamp_of=lambda m: stamp_to_s(m.header.stamp), name="embed",
             health=self._health, counters=self._counters,
@@ -63,8 +70,11 @@ class EmbeddingNode(VisioNode):
         )
 
     def _apply(self, changed: dict[str, Any]) -> None:
-        """Policy knobs and the batch size apply from the next frame on."""
+        """Policy knobs, per-frame limits and the batch size apply from the next frame on."""
         self._stack.policy.configure(build_embed_policy(**self.params).config)
+        self._stage.max_faces_per_frame = int(self.params["max_faces_per_frame"])
+        self._stage.max_persons_per_frame = int(self.params["max_persons_per_frame"])
+        self._stage.drop_crops = bool(self.params["drop_crops_after_embedding"])
         if "max_batch" in changed:
             for embedder in (self._stack.face, self._stack.scene):
                 if embedder is not None and hasattr(embedder, "max_batch"):
@@ -75,7 +85,7 @@ class EmbeddingNode(VisioNode):
         scene = self._stack.scene
         return {
             "face_embedder": self._stack.face.id,
-            "faces_embedded": float(self._embedded),
+            "faces_embedded": float(self._stage.faces_embedded),
             "max_embeddings_per_track": float(policy.max_embeddings_per_track),
             "first_embeddings": float(policy.first_embeddings),
             **({"scene_max_batch": float(scene.max_batch)}
@@ -89,47 +99,11 @@ class EmbeddingNode(VisioNode):
 
     def _process(self, msg: Perception) -> None:
         t0 = time.monotonic()
-        p = self.params
         problems: list[str] = []
         frame = frame_from_msg(msg, self._converter, problems)
         for problem in problems:
             self.get_logger().warning(f"skipped a malformed {problem}", throttle_duration_sec=5.0)
-        stamp = frame.stamp
-        policy = self._stack.policy
-        candidates = []
-        for face in frame.faces:
-            if (
-                face.crop is not None
-                and policy.decide(face.track_id, face.quality, stamp, face.bbox).embed
-            ):
-                candidates.append(face)
-        candidates.sort(key=lambda f: f.quality, reverse=True)
-        chosen = candidates[: p["max_faces_per_frame"]]
-        if chosen:
-            vectors = self._stack.face.embed([f.crop for f in chosen])
-            self._embedded += len(chosen)
-            for face, vector in zip(chosen, vectors, strict=True):
-                face.embedding = vector
-                face.embedder = self._stack.face.id
-                policy.mark_embedded(face.track_id, face.quality, stamp, face.bbox)
-        policy.prune(stamp)
-        drop = p["drop_crops_after_embedding"]
-        if drop:
-            for face in frame.faces:
-                if face.embedding is None:
-                    face.crop = None
-        scene = self._stack.scene
-        if scene is not None:
-            persons = [q for q in frame.persons if q.scene_crop is not None]
-            persons = persons[: p["max_persons_per_frame"]]
-            if persons:
-                vectors = scene.embed_scenes([q.scene_crop for q in persons])
-                for person, vector in zip(persons, vectors, strict=True):
-                    person.scene_embedding = vector
-                    person.scene_embedder = scene.scene_id
-        if drop:
-            for person in frame.persons:
-                person.scene_crop = None
+        self._stage.process(frame)
         frame.processing_time = time.monotonic() - t0
         self._pub.publish(frame_to_msg(frame, header=msg.header))
 
