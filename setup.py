@@ -36,6 +36,8 @@ setup(
         "dinov3": ["torch", "transformers"],
         "ui": ["streamlit", "altair"],
         "crypto": ["cryptography"],
+        # ONNX face embedders on onnxruntime (onnxruntime-gpu on a GPU) and `export`'s check
+        "onnx": ["onnxruntime"],
         # the fleet memory on a PostgreSQL server with pgvector
         "postgres": ["psycopg[binary]", "pgvector"],
         # optional, AGPL-3.0: only the YOLO face/person backends need it

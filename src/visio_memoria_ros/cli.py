@@ -9,6 +9,7 @@ Commands (``visio-memoria <command> --help`` for each)::
     eval pairs PAIRS.csv --images DIR      verification accuracy, best threshold, ROC AUC
     db list | rename | merge | forget | export | reembed | migrate
     train-activity DIR [--out PATH]        train the activity head on DINOv3 scene features
+    export WHAT --out DIR [--tensorrt]     ONNX (TensorRT) of face-embedder, dinov3, yolo-*
 
 Global options (before or after the command): ``--config YAML`` (the node parameter file,
 ``config/visio_memoria.yaml``; without it the built-in defaults apply), ``--namespace NS``
@@ -126,6 +127,12 @@ matcher); eval pairs, the different-person pairs.
 ``db migrate --json`` -> ``{"schema": "visio-memoria.db-migrate/1", "from": str, "to": str
 (the URL, never a password), "ok": bool, "source"/"written"/"verified": {table: rows}}``
 (tables persons, embedders, embeddings, unknowns, visits, negative_links, and crops).
+
+``export --json`` -> ``{"schema": "visio-memoria.export/1", "exported": [{"kind", "onnx":
+str, "sidecar": str|null, "engine": str|null, "check": {"max_abs_diff": float, "min_cosine":
+float} (the ONNX output against torch's under onnxruntime on the CPU; {} for YOLO)}]}``.
+Models come from the configured parameters: the dlib ResNet and DINOv3 from embedding_node's,
+the YOLO face/person models from detector_node's ``face_model_path``/``person_model_path``.
 
 ``train-activity --json`` -> ``{"schema": "visio-memoria.train-activity/1", "out": str,
 "report": TrainReport.to_dict()}`` (``activity.train.TrainReport``).
@@ -1277,6 +1284,49 @@ def cmd_train_activity(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ export
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a model as ONNX (and a TensorRT engine) for GPU robots."""
+    from . import export
+
+    out = Path(args.out)
+    try:
+        if args.what == "face-embedder":
+            params = _params(args, "embedding_node")
+            path = str(params.get("dlib_recognition_model_path") or "") or None
+            result = export.export_face_embedder(out, recognition_model_path=path)
+        elif args.what == "dinov3":
+            from .embedding import build_dinov3
+
+            params = _params(args, "embedding_node")
+            params["precision"] = "fp32"
+            result = export.export_dinov3(build_dinov3(**params), out)
+        else:
+            params = _params(args, "detector_node")
+            key, task = (("face_model_path", "pose") if args.what == "yolo-face"
+                         else ("person_model_path", "detect"))
+            result = export.export_yolo(params[key], out, task=task, imgsz=args.imgsz,
+                                        half=args.precision == "fp16", tensorrt=args.tensorrt,
+                                        device=params.get("device", "cpu"))
+        if args.tensorrt and result.engine is None:
+            result.engine = export.build_tensorrt_engine(result.onnx,
+                                                         fp16=args.precision == "fp16")
+    except ImportError as exc:
+        raise CliError(str(exc)) from exc
+    except FileNotFoundError as exc:
+        raise CliError(f"{exc} (see models/README.md)") from exc
+    if args.json:
+        _print_json({"schema": "visio-memoria.export/1", "exported": [result.to_dict()]})
+    else:
+        check = result.check
+        compared = (f"; onnxruntime vs torch: max |diff| {check['max_abs_diff']:.2e}, min "
+                    f"cosine {check['min_cosine']:.7f}" if check else "")
+        print(f"wrote {result.onnx}{compared}")
+        if result.engine:
+            print(f"wrote {result.engine}")
+    return 0
+
+
 # ------------------------------------------------------------------------------ parser
 def _common(*, defaults: bool) -> argparse.ArgumentParser:
     """Options accepted before and after the command (sub-parsers never override a value)."""
@@ -1423,6 +1473,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
     p.add_argument("--c", type=float, default=1.0,
                    help="inverse L2 regularisation of the logistic regression (default 1.0)")
+
+    p = add(sub, "export", cmd_export, "write a model as ONNX (and a TensorRT engine where "
+            "tensorrt is installed) for a GPU: face-embedder (dlib's ResNet; run it with "
+            "face_embedder onnx), dinov3, yolo-face, yolo-person")
+    p.add_argument("what", choices=("face-embedder", "dinov3", "yolo-face", "yolo-person"))
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
+    p.add_argument("--tensorrt", action="store_true",
+                   help="also build a TensorRT engine (needs the tensorrt package and a GPU)")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                   help="engine precision (TensorRT, YOLO half); the ONNX file is fp32")
+    p.add_argument("--imgsz", type=int, default=640, help="YOLO input size (default 640)")
     return parser
 
 

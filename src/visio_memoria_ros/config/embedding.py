@@ -47,6 +47,17 @@ PARAMS: list[ParamSpec] = [
         read_only=True,
     ),
     ParamSpec(
+        "precision",
+        "fp32",
+        "Numeric precision of DINOv3 and the dlib ResNet (torch): fp32; fp16 on a CUDA device "
+        "(refused on the CPU, except with device auto on a machine without a GPU: fp32 with a "
+        "warning); bf16 on CUDA or the CPU (fast on CPUs with bf16 instructions, slow "
+        "elsewhere). dlib vectors stay within cosine 0.9999 of fp32, so the embedder id does "
+        "not change.",
+        choices=("fp32", "fp16", "bf16"),
+        read_only=True,
+    ),
+    ParamSpec(
         "torch_num_threads",
         0,
         "CPU threads torch may use (torch.set_num_threads); 0 keeps torch's default.",
@@ -81,8 +92,19 @@ PARAMS: list[ParamSpec] = [
     ParamSpec(
         "onnx_model_path",
         "",
-        "ArcFace-style ONNX face model (NCHW input, one embedding per face) run with OpenCV "
-        "DNN; required when face_embedder=onnx. " + MODEL_LOOKUP,
+        "ONNX face model, required when face_embedder=onnx: an ArcFace-style model (NCHW "
+        "input, one embedding per face) or one written by `visio-memoria export "
+        "face-embedder` (its .json sidecar says it takes dlib's face chips; same vectors and "
+        "id as dlib). " + MODEL_LOOKUP,
+        read_only=True,
+    ),
+    ParamSpec(
+        "onnx_runtime",
+        "auto",
+        "What runs the ONNX face model: onnxruntime (TensorRT / CUDA execution providers when "
+        "installed and device is cuda, the CPU otherwise), opencv (OpenCV DNN, CPU) or auto "
+        "(onnxruntime when installed, else OpenCV).",
+        choices=("auto", "onnxruntime", "opencv"),
         read_only=True,
     ),
     ParamSpec(

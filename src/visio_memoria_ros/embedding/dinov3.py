@@ -104,8 +104,10 @@ class DinoV3Embedder:
         max_batch: int = 16,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
+        precision: str = "fp32",
     ) -> None:
-        """Wrap a loaded backbone; prefer the ``from_*`` factories."""
+        """Wrap a loaded backbone; prefer the ``from_*`` factories. ``precision`` fp16 needs
+        CUDA (``core.precision``); the features come back as float32 either way."""
         resolutions = {"face_resolution": face_resolution, "scene_resolution": scene_resolution}
         for name, res in resolutions.items():
             if res < patch_size or res % patch_size:
@@ -116,8 +118,14 @@ class DinoV3Embedder:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"mean/std need 3 values and std > 0, got {mean}, {std}")
+        from ..core.precision import effective_precision
+
         self._device = resolve_device(device)
-        self._model = model.to(self._device).eval().requires_grad_(False)
+        auto = (device or "auto").strip().lower() == "auto"
+        self.precision = effective_precision(precision, self._device.type, auto=auto)
+        self._dtype = {"fp32": torch.float32, "fp16": torch.float16,
+                       "bf16": torch.bfloat16}[self.precision]
+        self._model = model.to(self._device, dtype=self._dtype).eval().requires_grad_(False)
         self._tokens = token_fn
         self.arch = arch
         self.hidden_size = int(hidden_size)
@@ -128,9 +136,10 @@ class DinoV3Embedder:
         self._mean = torch.tensor(mean, dtype=torch.float32, device=self._device).view(1, 3, 1, 1)
         self._std = torch.tensor(std, dtype=torch.float32, device=self._device).view(1, 3, 1, 1)
         LOG.info(
-            "DINOv3 %s on %s: face %dpx, scene %dpx, hidden %d",
+            "DINOv3 %s on %s %s: face %dpx, scene %dpx, hidden %d",
             arch,
             self._device,
+            self.precision,
             face_resolution,
             scene_resolution,
             hidden_size,
@@ -161,6 +170,7 @@ class DinoV3Embedder:
         face_resolution: int = 112,
         scene_resolution: int = 224,
         max_batch: int = 16,
+        precision: str = "fp32",
     ) -> DinoV3Embedder:
         """Load a transformers DINOv3 directory (config.json + weights) from local disk."""
         from transformers import DINOv3ViTModel
@@ -181,6 +191,7 @@ class DinoV3Embedder:
             max_batch=max_batch,
             mean=mean,
             std=std,
+            precision=precision,
         )
 
     @classmethod
@@ -194,6 +205,7 @@ class DinoV3Embedder:
         face_resolution: int = 112,
         scene_resolution: int = 224,
         max_batch: int = 16,
+        precision: str = "fp32",
     ) -> DinoV3Embedder:
         """Load via ``torch.hub.load(repo_dir, arch, source='local', weights=weights_path)``."""
         repo = Path(repo_dir).expanduser()
@@ -223,6 +235,7 @@ class DinoV3Embedder:
             face_resolution=face_resolution,
             scene_resolution=scene_resolution,
             max_batch=max_batch,
+            precision=precision,
         )
 
     # ---- ids -------------------------------------------------------------------------------
@@ -293,7 +306,7 @@ class DinoV3Embedder:
             resized.append(cv2.resize(img, (size, size), interpolation=interp))
         batch = torch.from_numpy(np.stack(resized)).to(self._device)
         batch = batch.permute(0, 3, 1, 2).float().div_(255.0)
-        return (batch - self._mean) / self._std
+        return ((batch - self._mean) / self._std).to(self._dtype)
 
     def _forward(self, images: Sequence[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
         """Class tokens and patch-token means for all images, max_batch per forward pass."""

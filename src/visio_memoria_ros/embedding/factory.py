@@ -44,6 +44,7 @@ def build_dinov3(
     face_resolution: int = 112,
     scene_resolution: int = 224,
     max_batch: int = 16,
+    precision: str = "fp32",
     **_: Any,
 ) -> Any:
     """Load the DINOv3 embedder from a transformers directory or a local torch.hub repo."""
@@ -54,6 +55,7 @@ def build_dinov3(
         face_resolution=int(face_resolution),
         scene_resolution=int(scene_resolution),
         max_batch=int(max_batch),
+        precision=str(precision or "fp32"),
     )
     if dinov3_source == "pretrained_dir":
         if not _opt_path(dinov3_model_dir):
@@ -188,6 +190,9 @@ def build_face_embedder(kind: str, *, dinov3: Any = None, **params: Any) -> Face
             std=float(params.get("onnx_std", 127.5)),
             bgr=bool(params.get("onnx_bgr", False)),
             model_id=str(params.get("onnx_model_id", "") or ""),
+            runtime=str(params.get("onnx_runtime", "auto") or "auto"),
+            device=str(params.get("device", "cpu") or "cpu"),
+            num_threads=int(params.get("torch_num_threads", 0)),
         )
     raise ValueError(f"unknown face embedder {kind!r}; choose one of {FACE_EMBEDDERS}")
 
