@@ -13,6 +13,10 @@ time into a temporary copy: then ``ros2 run --params-file``, the ``visio-memoria
 and the labelling page would read a different file from the nodes, and per-robot sections
 (``/robot1/memory_node:``, after the shipped ones) could not live in one file.
 
+``single_process:=true`` runs the same nodes (same names, namespace, remappings and parameters
+file) in one process instead, the ``visio_memoria_node`` executable with a multi-threaded
+executor: torch and the models' libraries load once.
+
 A camera driver started outside this file should get the same Fast DDS profile:
 ``export FASTDDS_DEFAULT_PROFILES_FILE=<visio_memoria share>/config/fastdds.xml``
 (``FASTRTPS_DEFAULT_PROFILES_FILE`` on Humble).
@@ -23,13 +27,14 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import (
     DeclareLaunchArgument,
+    OpaqueFunction,
     RegisterEventHandler,
     SetEnvironmentVariable,
     Shutdown,
 )
 from launch.conditions import IfCondition
 from launch.event_handlers import OnProcessExit
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
@@ -101,8 +106,23 @@ def generate_launch_description():
             description="Fast DDS XML profile of every node: the shipped one enlarges the "
             "shared-memory segment so camera images are not lost between processes.",
         ),
+        DeclareLaunchArgument(
+            "single_process",
+            default_value="false",
+            choices=["true", "false"],
+            description="Run the nodes in one process (visio_memoria_node, a multi-threaded "
+            "executor; torch loaded once) instead of one process per node. Names, topics, "
+            "services and parameters are the same.",
+        ),
     ]
     dds_environment = [SetEnvironmentVariable(dds_profile_var, LaunchConfiguration("dds_profile"))]
+
+    def own_process(flag=None):
+        """A node gets its own process unless single_process (and only when ``flag`` is true)."""
+        expression = ["'", LaunchConfiguration("single_process"), "'.lower() != 'true'"]
+        if flag:
+            expression += [" and '", LaunchConfiguration(flag), "'.lower() == 'true'"]
+        return IfCondition(PythonExpression(expression))
 
     def node(executable, remappings=(), condition=None, params=None):
         return Node(
@@ -116,13 +136,13 @@ def generate_launch_description():
             output="screen",
             respawn=True,
             respawn_delay=2.0,
-            condition=condition,
+            condition=condition or own_process(),
         )
 
     camera = node(
         "camera_node",
         [("image_raw", image_topic)],
-        condition=IfCondition(LaunchConfiguration("start_camera")),
+        condition=own_process("start_camera"),
         params={"on_source_end": LaunchConfiguration("on_source_end")},
     )
     # on_source_end:=shutdown: camera_node exits 0 when its source ends; end the launch then
@@ -141,10 +161,43 @@ def generate_launch_description():
         node(
             "overlay_node",
             [("image_raw", image_topic)],
-            condition=IfCondition(LaunchConfiguration("start_overlay")),
+            condition=own_process("start_overlay"),
         ),
     ]
-    return LaunchDescription(arguments + dds_environment + nodes + [source_end])
+    one_process = OpaqueFunction(function=_one_process)
+    return LaunchDescription(arguments + dds_environment + nodes + [source_end, one_process])
+
+
+# --- single_process:=true ----------------------------------------------------------------------
+def _one_process(context):
+    """The chosen nodes in one visio_memoria_node process (when single_process is true)."""
+    config = context.launch_configurations
+    if config.get("single_process", "false").lower() != "true":
+        return []
+    names = ["camera_node"] if config.get("start_camera", "true").lower() == "true" else []
+    names += ["detector_node", "embedding_node", "identity_node", "memory_node", "activity_node"]
+    if config.get("start_overlay", "true").lower() == "true":
+        names.append("overlay_node")
+    process = Node(
+        package=PACKAGE,
+        executable="visio_memoria_node",
+        namespace=config.get("namespace", ""),
+        parameters=[
+            config["params_file"],
+            {"use_sim_time": config.get("use_sim_time", "false").lower() == "true",
+             "on_source_end": config.get("on_source_end", "keep")},
+        ],
+        remappings=[("image_raw", config.get("image_topic", "image_raw"))],
+        arguments=["--nodes", ",".join(names), "--ros-args", "--log-level",
+                   config.get("log_level", "info")],
+        output="screen",
+        respawn=True,
+        respawn_delay=2.0,
+    )
+    ended = RegisterEventHandler(
+        OnProcessExit(target_action=process, on_exit=_shutdown_when_source_ended)
+    )
+    return [process, ended]
 
 
 def _shutdown_when_source_ended(event, context):

@@ -2,13 +2,17 @@
 
 Replay the gallery crops of three identities -> memory_node clusters them as three unknown
 clusters -> label them with the services -> replay a group photo -> ``/greeting`` names
-exactly those three; an identity never labelled is never welcomed back.
+exactly those three; an identity never labelled is never welcomed back. Twice: the nodes as
+one process each, and all of them in one ``visio_memoria_node`` process (same names,
+topics, services and per-node parameter sections).
 """
 
 from __future__ import annotations
 
 import json
 import time
+
+import yaml
 
 import cv2
 import numpy as np
@@ -64,12 +68,25 @@ class Replay:
         self.pub.publish(msg)
 
 
-def test_unknowns_labelled_by_service_are_greeted_by_name(ros, launch, bbt_dir, tmp_path):
-    procs = [
-        launch(name, params={**params, **({"data_dir": str(tmp_path / "memory")}
-                                          if name == "memory_node" else {})})
-        for name, params in PIPELINE.items()
-    ]
+def _start(launch, tmp_path, single_process: bool) -> list:
+    """The four nodes, each its own process or all in one visio_memoria_node process."""
+    params = {name: {**p, **({"data_dir": str(tmp_path / "memory")}
+                             if name == "memory_node" else {})} for name, p in PIPELINE.items()}
+    if not single_process:
+        return [launch(name, params=p) for name, p in params.items()]
+    from visio_memoria_ros.nodes.processes import install_lib
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(
+        {f"/**/{name}": {"ros__parameters": p} for name, p in params.items()}))
+    command = [str(install_lib() / "visio_memoria_node"), "--nodes", ",".join(PIPELINE)]
+    return [launch(command, params_file=params_file, name="visio_memoria_node")]
+
+
+@pytest.mark.parametrize("single_process", [False, True], ids=["processes", "one_process"])
+def test_unknowns_labelled_by_service_are_greeted_by_name(ros, launch, bbt_dir, tmp_path,
+                                                          single_process):
+    procs = _start(launch, tmp_path, single_process)
     greetings = ros.collect(String, "greeting", RELIABLE_QOS)
     identities = ros.collect(IdentityArray, "identities", RELIABLE_QOS)
     replay = Replay(ros, 1_800_000_000.0)
