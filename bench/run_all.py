@@ -26,7 +26,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-ORDER = ("perception", "embedding", "faiss", "clustering", "pipeline", "greeting")
+ORDER = ("perception", "embedding", "faiss", "clustering", "identity", "pipeline", "greeting")
 
 
 def commands(args: argparse.Namespace, out: Path) -> dict[str, list[str]]:
@@ -42,6 +42,8 @@ def commands(args: argparse.Namespace, out: Path) -> dict[str, list[str]]:
         "faiss": ["bench_faiss.py", "--sizes", "1000,10000" if quick else sizes]
         + (["--queries", "200", "--strangers", "200"] if quick else []),
         "clustering": ["bench_clustering.py"],
+        "identity": ["bench_identity.py"]
+        + (["--sizes", "10,100", "--sim-visits", "300", "--visits", "100"] if quick else []),
         "pipeline": ["bench_pipeline.py"]
         + (["--frames", "20", "--group-frames", "30", "--cnn-frames", "1",
             "--ours", "ours_fast"] if quick else []),
@@ -247,6 +249,17 @@ def headline(name: str, doc: dict[str, Any] | None) -> list[str]:
                 q = doc[key]
                 lines.append(f"{key}: purity {q['purity']:.2f}, completeness "
                              f"{q['completeness']:.2f}, {q['num_clusters']} clusters")
+    elif name == "identity":
+        v = doc["report"]["visits"]
+        lines.append(f"held out: {v['false_greetings']} false greetings in "
+                     f"{v['stranger_visits']} stranger visits (95 % upper bound "
+                     f"{v['upper95_per_1000']:.2f} per 1000), {v['greeted_correctly']}/"
+                     f"{v['known_visits']} enrolled visits greeted")
+        for r in doc["simulation"]:
+            lines.append(f"simulated {r['gallery_persons']} people: "
+                         f"{r['shipped']['per_1000']:.1f} false greetings per 1000 as shipped, "
+                         f"{r['scaled_margin']['per_1000']:.1f} with the margin scaled, "
+                         f"{r['no_margin']['per_1000']:.1f} without")
     elif name == "pipeline":
         for s in doc["speedups"]:
             lines.append(f"{s['method']} vs face_recognition_hog on {s['scene']}: "

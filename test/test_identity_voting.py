@@ -72,10 +72,43 @@ def test_hungarian_gives_each_person_to_one_track() -> None:
     voter = TrackVoter(TH, window=3, min_votes=1)
     d = voter.decide_frame({1: fs(p1=0.9, p2=0.6), 2: fs(p1=0.8), 3: fs(p1=0.7)}, t=0)
     known = {tid: x.person_id for tid, x in d.items() if x.status is Status.KNOWN}
-    assert sorted(known.values()) == sorted(set(known.values()))  # no duplicates
-    # track 2 keeps person 1 (its only option); track 1 falls back to its next best, person 2
-    assert known == {1: 2, 2: 1}
+    # person 1 goes to the track most similar to it; nobody else is named person 1, and track 1
+    # keeps its own best person (it is not pushed onto person 2 so that track 2 gets person 1)
+    assert known == {1: 1}
+    assert d[2].status is Status.UNCERTAIN and d[2].person_id == -1
     assert d[3].status is Status.UNCERTAIN and d[3].person_id == -1
+
+
+def test_a_track_whose_best_person_went_elsewhere_is_not_given_its_runner_up() -> None:
+    voter = TrackVoter(TH, window=3, min_votes=1)
+    # track 1 resembles person 1 (0.9) and, less, person 2 (0.6, above accept); track 2 is
+    # even closer to person 1. Track 2 is person 1; track 1 is UNCERTAIN, never person 2.
+    d = voter.decide_frame({1: fs(p1=0.9, p2=0.6), 2: fs(p1=0.95)}, t=0)
+    assert (d[2].status, d[2].person_id) == (Status.KNOWN, 1)
+    assert (d[1].status, d[1].person_id) == (Status.UNCERTAIN, -1)
+    assert d[1].similarity == pytest.approx(0.9)  # its own best evidence, reported as such
+    assert voter.locked_person(1) is None
+
+
+def test_margin_between_best_and_runner_up_person() -> None:
+    th = Thresholds(accept=0.5, reject=0.35, margin=0.05)
+    voter = TrackVoter(th, window=3, min_votes=1)
+    d = voter.decide_frame({1: fs(p1=0.8, p2=0.77), 2: fs(p3=0.8, p4=0.74)}, t=0)
+    assert d[1].status is Status.UNCERTAIN  # 0.03 apart: too close to tell
+    assert (d[2].status, d[2].person_id) == (Status.KNOWN, 3)  # 0.06 apart
+    # the margin is over the window means: a clearer second embedding settles track 1
+    d = voter.decide_frame({1: fs(p1=0.85, p2=0.7)}, t=1)
+    assert (d[1].status, d[1].person_id) == (Status.KNOWN, 1)
+    # a person absent from the scores counts at the floor, an upper bound of its similarity
+    d = TrackVoter(th, window=3, min_votes=1).decide_frame({5: fs(0.78, p1=0.8)}, t=0)
+    assert d[5].status is Status.UNCERTAIN
+    d = TrackVoter(th, window=3, min_votes=1).decide_frame({5: fs(0.7, p1=0.8)}, t=0)
+    assert d[5].status is Status.KNOWN
+    # a locked track switches only to a person that passes the margin against the old one too
+    voter = TrackVoter(th, window=2, min_votes=1, switch_margin=0.05)
+    voter.decide_frame({1: fs(p1=0.8)}, t=0)
+    voter.decide_frame({1: fs(p1=0.5, p2=0.95)}, t=1)  # p2 mean 0.475 + 0.95 -> 0.71 vs 0.65
+    assert voter.locked_person(1) == 1
 
 
 def test_locked_track_keeps_its_person_against_a_newcomer() -> None:

@@ -81,25 +81,46 @@ asked never to be remembered (then no name).
 "created": bool, "embedder": str, "faces": [{"path": str, "embedding_id": int,
 "bbox": [...], "quality": float, "faces_in_image": int}]}``.
 
-``eval identify`` -> ``{"schema": "visio-memoria.eval-identify/1", "embedder", "thresholds",
-"gallery": {"identities": [str], "images": int, "enrolled": int}, "probes": {"known": int,
-"strangers": int}, "failed": [{"path", "reason"}], "top1_accuracy": float|null,
+``eval identify`` -> ``{"schema": "visio-memoria.eval-identify/2", "embedder", "thresholds":
+{"accept", "reject", "margin", "instant"}, "calibration_identities": [str], "test_identities":
+[str], "gallery": {"identities": [str], "images": int, "enrolled": int}, "probes": {"known":
+int, "strangers": int}, "failed": [{"path", "reason"}], "top1_accuracy": float|null,
 "known": {"probes", "top1_correct", "accepted_correct", "misidentified", "uncertain",
 "rejected"}, "strangers": {"probes", "rejected", "uncertain", "false_accepts"},
 "false_accepts": int, "false_rejects": int, "false_accept_rate": float|null,
-"false_reject_rate": float|null, "unknown_rejection_rate": float|null,
-"results": [{"path", "truth", "enrolled": bool, "predicted": str|null, "status",
-"similarity", "genuine_similarity": float|null, "impostor_similarity": float|null,
-"outcome"}], "calibration": calibration|null}``. ``predicted`` is the best-matching identity
-whatever the status (``status`` says whether it was accepted); ``genuine_similarity`` the
-similarity to the probe's own identity, ``impostor_similarity`` to the best other one.
-A known probe is *top-1 correct* when its best-matching identity is its own (no threshold);
-*accepted_correct* when it is also KNOWN; *misidentified* when KNOWN as someone else (a false
-accept); *uncertain*/*rejected* (UNCERTAIN/UNKNOWN) are false rejects. A stranger probe is a
-false accept when KNOWN. ``false_accept_rate`` = false accepts / all probes,
-``false_reject_rate`` = false rejects / known probes, ``unknown_rejection_rate`` = strangers
-found UNKNOWN / strangers. ``outcome`` is one of correct, misidentified, uncertain, rejected
-(known) or false_accept, uncertain, rejected (stranger).
+"false_reject_rate": float|null, "unknown_rejection_rate": float|null, "open_set":
+{"at_thresholds": {"known", "strangers", "dir", "misidentified", "far", "false_accepts"},
+"dir_at_far": [{"far", "threshold", "dir", "achieved_far", "strangers", "resolvable"}]},
+"visits": {"length", "stranger_visits", "false_greetings", "false_greetings_per_1000",
+"upper_per_1000", "confidence", "known_visits", "greeted_correctly", "greeted_wrongly",
+"greeting_rate"}, "results": [{"path", "truth", "enrolled": bool, "predicted": str|null,
+"status", "similarity", "margin", "genuine_similarity": float|null, "impostor_similarity":
+float|null, "outcome"}], "calibration": calibration|null}``.
+
+Held out: with ``--target-far`` the identities are split (``--calibrate-on``, default half of
+the non-stranger identities): thresholds are calibrated on the calibration identities only,
+each in turn a stranger to the others, and every figure of the report (``test_identities``)
+comes from the other identities at those thresholds. Without ``--target-far`` every identity
+is tested at the configured thresholds (which must not have been calibrated on the same
+images for the figures to mean anything).
+
+``predicted`` is the best-matching identity unless the face is UNKNOWN (``status`` says whether
+it was accepted); ``similarity`` the best person's score, ``margin`` its lead over the runner-up
+person; ``genuine_similarity`` the similarity to the probe's own identity,
+``impostor_similarity`` to the best other one. A known probe is *top-1 correct* when its best
+identity is its own (no threshold); *accepted_correct* when it is also KNOWN;
+*misidentified* when KNOWN as someone else (a false accept); *uncertain*/*rejected*
+(UNCERTAIN/UNKNOWN) are false rejects. A stranger probe is a false accept when KNOWN.
+``false_accept_rate`` = false accepts / all probes, ``false_reject_rate`` = false rejects /
+known probes, ``unknown_rejection_rate`` = strangers found UNKNOWN / strangers. ``outcome`` is
+one of correct, misidentified, uncertain, rejected (known) or false_accept, uncertain, rejected
+(stranger). ``open_set``: DIR = known probes KNOWN as themselves / known probes, FAR = stranger
+probes KNOWN / strangers, at the thresholds and at the thresholds where 1 % and 0.1 % of these
+strangers pass (``resolvable`` false when there are fewer than 1/rate strangers). ``visits``:
+each identity's probe images make visits of ``length`` (vote_window) images (one starting at
+each image, wrapping), each decided as one track by the identity engine (votes, margin,
+greeting policy); a stranger visit greeted is a false greeting, ``upper_per_1000`` its exact
+one-sided upper bound at ``confidence``.
 
 ``eval pairs`` -> ``{"schema": "visio-memoria.eval-pairs/1", "embedder", "thresholds",
 "pairs": int, "evaluated": int, "skipped": [{"line", "reason"}], "genuine": int,
@@ -109,16 +130,14 @@ found UNKNOWN / strangers. ``outcome`` is one of correct, misidentified, uncerta
 similarity >= the threshold (the configured accept threshold).
 
 ``calibration`` (``--target-far``) -> ``{"target_far": float, "reject_frr": float,
-"impostor_scores": int, "genuine_scores": int, "far_resolution": float,
-"accept_threshold": float, "reject_threshold": float, "achieved": {"false_accept_rate",
-"false_reject_rate", "genuine_unknown_rate"}, "note": str|null, "written_to": str|null}``.
-The accept threshold is the lowest 4-decimal value at which at most ``target_far`` of the
-impostor scores reach it. The reject threshold is the lower of the highest 4-decimal value
-below which at most ``reject_frr`` of the genuine scores fall and the accept rule applied at
-10 x ``target_far`` (so the uncertain band holds the strangers that come closest), capped at
-accept. Impostor scores: eval identify,
-each probe's best similarity to an identity that is not its own (a false accept of the open-set
-matcher); eval pairs, the different-person pairs.
+"margin_frr": float|null, "impostor_scores": int, "genuine_scores": int, "far_resolution":
+float, "accept_threshold": float, "reject_threshold": float, "margin": float, "achieved":
+{"false_accept_rate", "false_reject_rate", "genuine_unknown_rate"}, "note": str|null,
+"written_to": str|null, "identities": [str] (eval identify)}``, computed by
+``identity.calibration`` (the rules are in its docstring). eval identify: genuine scores are
+the calibration identities' own-person scores, impostor scores each probe's best wrong
+person's (a false accept needs it to clear the margin too); eval pairs: the same-person and
+different-person pairs, and no margin (pairs have no runner-up person).
 
 ``db list`` -> ``{"schema": "visio-memoria.db-list/1", "db": str, "persons": [{"person_id",
 "name", "created", "never_remember", "num_embeddings", "num_visits", "first_seen",
@@ -146,9 +165,7 @@ import json
 import logging
 import math
 import os
-import re
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -165,9 +182,8 @@ PROG = "visio-memoria"
 #: Environment variable naming the memory (a path or a URL) when --db is not given.
 DB_ENV = "VISIO_MEMORIA_DB"
 LOG = logging.getLogger("visio_memoria_ros.cli")
-DEFAULT_REJECT_FRR = 0.01
-#: The reject threshold is at most the accept rule at this many times the target FAR.
-REJECT_FAR_FACTOR = 10.0
+DEFAULT_REJECT_FRR = 0.01  # = identity.calibration.DEFAULT_REJECT_FRR (faiss-free import)
+DEFAULT_MARGIN_FRR = 0.01  # = identity.calibration.DEFAULT_MARGIN_FRR
 
 
 class CliError(Exception):
@@ -549,142 +565,32 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------ evaluation
-def _far_threshold(impostor_desc: np.ndarray, rate: float) -> float:
-    """Lowest 4-decimal t with #(impostor >= t) <= floor(rate * N) (scores sorted high first)."""
-    allowed = math.floor(rate * impostor_desc.size + 1e-9)
-    if allowed >= impostor_desc.size:
-        return -1.0
-    return min(1.0, (math.floor(impostor_desc[allowed] * 1e4 + 1e-6) + 1) / 1e4)
-
-
 def recommend_thresholds(genuine: Sequence[float], impostor: Sequence[float], target_far: float,
-                         reject_frr: float = DEFAULT_REJECT_FRR) -> dict[str, Any]:
-    """Accept/reject thresholds for a target false-accept rate, from similarity scores.
+                         reject_frr: float = DEFAULT_REJECT_FRR, **kw: Any) -> dict[str, Any]:
+    """``identity.calibration.recommend_thresholds`` (kept here for callers of the CLI)."""
+    from .identity.calibration import recommend_thresholds as recommend
 
-    accept: the lowest 4-decimal threshold t with #(impostor >= t) <= floor(target_far * N).
-    reject: the lower of (a) the highest 4-decimal t with #(genuine < t) <= floor(reject_frr *
-    M) (few known faces are called strangers) and (b) the accept rule at REJECT_FAR_FACTOR x
-    target_far (the uncertain band holds the strangers that come closest), capped at accept.
-    ValueError when either score list is empty or a rate is outside its range.
-    """
-    if not 0.0 < target_far < 1.0:
-        raise ValueError(f"the target false-accept rate must be in (0, 1), got {target_far}")
-    if not 0.0 <= reject_frr < 1.0:
-        raise ValueError(f"the reject false-reject rate must be in [0, 1), got {reject_frr}")
-    imp = np.sort(np.asarray(impostor, dtype=np.float64))[::-1]
-    gen = np.sort(np.asarray(genuine, dtype=np.float64))
-    if imp.size == 0:
-        raise ValueError("no impostor scores to calibrate on (need at least 2 identities)")
-    if gen.size == 0:
-        raise ValueError("no genuine scores to calibrate on (need probes of enrolled identities)")
-    accept = _far_threshold(imp, target_far)
-    k = math.floor(reject_frr * gen.size + 1e-9)
-    by_genuine = math.floor(gen[min(k, gen.size - 1)] * 1e4 + 1e-6) / 1e4
-    by_impostor = _far_threshold(imp, min(0.5, REJECT_FAR_FACTOR * target_far))
-    reject = max(-1.0, min(by_genuine, by_impostor, accept))
-    note = None
-    if target_far * imp.size < 1.0:
-        note = (f"only {imp.size} impostor scores: a false-accept rate below "
-                f"{1.0 / imp.size:.4g} cannot be measured, so the accept threshold sits just "
-                "above the highest impostor score; collect more identities and images for a "
-                "threshold you can trust")
-    if reject >= accept:
-        extra = ("no uncertain band is left on this data (reject = accept): every face is "
-                 "KNOWN or UNKNOWN; consider a lower reject threshold")
-        note = f"{note}; {extra}" if note else extra
-    return {
-        "target_far": target_far, "reject_frr": reject_frr,
-        "impostor_scores": int(imp.size), "genuine_scores": int(gen.size),
-        "far_resolution": _num(1.0 / imp.size, 6),
-        "accept_threshold": accept, "reject_threshold": reject,
-        "achieved": {
-            "false_accept_rate": _num(float(np.mean(imp >= accept)), 6),
-            "false_reject_rate": _num(float(np.mean(gen < accept)), 6),
-            "genuine_unknown_rate": _num(float(np.mean(gen < reject)), 6),
-        },
-        "note": note, "written_to": None,
-    }
+    return recommend(genuine, impostor, target_far, reject_frr, **kw)
 
 
-_SECTION_RE = re.compile(r"""^["']?(?:[^\s:#"']*/)?identity_node["']?\s*:\s*(?:#.*)?$""")
-_KEY_RE = r"""^(\s+)({key})(\s*:\s*)([^#\r\n]*?)(\s+#[^\r\n]*)?(\r?\n)?$"""
+def write_thresholds_yaml(path: str | Path, accept: float, reject: float,
+                          margin: float | None = None) -> None:
+    """``identity.calibration.write_thresholds_yaml``, its refusals as CliError."""
+    from .identity.calibration import CalibrationError
+    from .identity.calibration import write_thresholds_yaml as write
 
-
-def write_thresholds_yaml(path: str | Path, accept: float, reject: float) -> None:
-    """Set identity_node accept_threshold/reject_threshold in a parameter YAML, in place.
-
-    A line-based edit: every other line (comments included) stays byte for byte. Refuses
-    (CliError) when the file has no single identity_node section holding both keys, or when
-    the result would not load back with exactly those two values changed.
-    """
-    import yaml
-
-    from .config.identity import check_params
-
-    path = Path(path)
-    if not path.is_file():
-        raise CliError(f"--write-yaml: {path} does not exist (copy config/visio_memoria.yaml)")
-    text = path.read_text(encoding="utf-8")
     try:
-        before = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise CliError(f"--write-yaml: {path} is not valid YAML: {_one_line(str(exc))}") from exc
-    lines = text.splitlines(keepends=True)
-    starts = [i for i, line in enumerate(lines) if _SECTION_RE.match(line)]
-    if len(starts) != 1:
-        what = "no identity_node section" if not starts else "several identity_node sections"
-        raise CliError(f"--write-yaml: {path} has {what}; refusing to edit it")
-    start = starts[0]
-    end = next((i for i in range(start + 1, len(lines))
-                if lines[i][:1] not in ("", " ", "\t", "#", "\n", "\r")), len(lines))
-    values = {"accept_threshold": accept, "reject_threshold": reject}
-    for key, value in values.items():
-        pattern = re.compile(_KEY_RE.format(key=key))
-        hits = [i for i in range(start + 1, end) if pattern.match(lines[i])]
-        if len(hits) != 1:
-            what = "no" if not hits else "more than one"
-            raise CliError(f"--write-yaml: the identity_node section of {path} has {what} "
-                           f"{key} key; refusing to edit it (add the key, see "
-                           "config/visio_memoria.yaml)")
-        m = pattern.match(lines[hits[0]])
-        assert m is not None
-        indent, name, colon, _, comment, newline = m.groups()
-        lines[hits[0]] = f"{indent}{name}{colon}{value:.4f}{comment or ''}{newline or ''}"
-    new_text = "".join(lines)
-    after = yaml.safe_load(new_text) or {}
-    key = next(k for k in after if _SECTION_RE.match(f"{k}:"))
-    got = (after[key] or {}).get("ros__parameters", {}) or {}
-    expected = json.loads(json.dumps(before))
-    exp_params = (expected[key] or {}).get("ros__parameters", {}) or {}
-    exp_params.update(values)
-    if after != expected or any(got.get(k) != v for k, v in values.items()):
-        raise CliError(f"--write-yaml: editing {path} line by line would change more than the "
-                       "two thresholds; refusing (set them by hand)")
-    problem = check_params(got)
-    if problem:
-        raise CliError(f"--write-yaml: {problem}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(new_text)
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write(path, accept, reject, margin)
+    except CalibrationError as exc:
+        raise CliError(str(exc)) from exc
 
 
-def _calibrate(args: argparse.Namespace, genuine: Sequence[float],
-               impostor: Sequence[float]) -> dict[str, Any] | None:
-    """Recommend thresholds (and write them) when --target-far was given."""
-    if args.target_far is None:
-        return None
-    try:
-        cal = recommend_thresholds(genuine, impostor, args.target_far, args.reject_frr)
-    except ValueError as exc:
-        raise CliError(f"cannot calibrate: {exc}") from exc
+def _write_calibration(args: argparse.Namespace, cal: dict[str, Any]) -> dict[str, Any]:
+    """Write the recommended thresholds when --write-yaml was given."""
     if args.write_yaml:
-        write_thresholds_yaml(args.write_yaml, cal["accept_threshold"], cal["reject_threshold"])
+        margin = cal["margin"] if cal.get("margin_frr") is not None else None
+        write_thresholds_yaml(args.write_yaml, cal["accept_threshold"], cal["reject_threshold"],
+                              margin)
         cal["written_to"] = str(args.write_yaml)
     return cal
 
@@ -696,6 +602,10 @@ def _check_eval_flags(args: argparse.Namespace) -> None:
         raise UsageError(f"--target-far must be in (0, 1), got {args.target_far}")
     if not 0.0 <= args.reject_frr < 1.0:
         raise UsageError(f"--reject-frr must be in [0, 1), got {args.reject_frr}")
+    if not 0.0 <= getattr(args, "margin_frr", 0.0) < 1.0:
+        raise UsageError(f"--margin-frr must be in [0, 1), got {args.margin_frr}")
+    if getattr(args, "calibrate_on", None) and args.target_far is None:
+        raise UsageError("--calibrate-on needs --target-far (the rate to calibrate for)")
 
 
 def _embed_files(args: argparse.Namespace, pipe: Any, paths: Sequence[str],
@@ -729,7 +639,7 @@ def _identity_sets(args: argparse.Namespace) -> tuple[dict[str, list[str]], dict
         except ValueError as exc:
             raise CliError(str(exc)) from exc
 
-    strangers = [s.strip() for s in (args.strangers or "").split(",") if s.strip()]
+    strangers = _names(args.strangers)
     if args.probe_dir and args.split is not None:
         raise UsageError("--split splits GALLERY_DIR when no PROBE_DIR is given; not both")
     if not args.probe_dir and args.split is None:
@@ -758,88 +668,136 @@ def _identity_sets(args: argparse.Namespace) -> tuple[dict[str, list[str]], dict
     return gallery, probes
 
 
+def _names(text: str | None) -> list[str]:
+    return [s.strip() for s in (text or "").split(",") if s.strip()]
+
+
+def _calibrate_identities(args: argparse.Namespace, config: Any, gallery: dict[str, list[str]],
+                          probes: dict[str, list[str]], *, vectors: Mapping[str, np.ndarray],
+                          cal_ids: Sequence[str]) -> dict[str, Any]:
+    """Thresholds for --target-far from the calibration identities only (leave one out)."""
+    from .identity.calibration import leave_one_identity_out, recommend_from_outcomes
+
+    def vecs(paths: Sequence[str]) -> list[np.ndarray]:
+        return [vectors[p] for p in paths if p in vectors]
+
+    outcomes = leave_one_identity_out(
+        config, {n: vecs(gallery.get(n, [])) for n in cal_ids},
+        {n: vecs(probes.get(n, [])) for n in cal_ids}, cal_ids)
+    try:
+        cal = recommend_from_outcomes(outcomes, args.target_far, args.reject_frr,
+                                      args.margin_frr)
+    except ValueError as exc:
+        raise CliError(f"cannot calibrate on {', '.join(cal_ids)}: {exc}") from exc
+    cal["identities"] = list(cal_ids)
+    return _write_calibration(args, cal)
+
+
 def cmd_eval_identify(args: argparse.Namespace) -> int:
-    """Open-set identification on folder-per-identity data, enrolled in memory only."""
-    from .identity import GalleryEntry, IdentityEngine
+    """Open-set identification on folder-per-identity data, enrolled in memory only.
+
+    With --target-far the identities are split: thresholds are calibrated on some, and every
+    reported figure comes from the others (held out)."""
+    from dataclasses import replace
+
+    from .identity.calibration import CalibrationError, enroll, score_probes, split_identities
+    from .identity.metrics import dir_at_far, image_visits, open_set_rates, replay_visits
 
     _check_eval_flags(args)
     gallery, probes = _identity_sets(args)
+    strangers = set(_names(args.strangers))
     pipe = _pipeline(args, embed=True)
-    engine = IdentityEngine(_engine_config(args, pipe.embedder_id))
-    g_paths = [p for paths in gallery.values() for p in paths]
-    p_paths = [p for paths in probes.values() for p in paths]
-    vectors, failed = _embed_files(args, pipe, list(dict.fromkeys(g_paths + p_paths)),
-                                   desc="embedding")
-    person_of = {name: i + 1 for i, name in enumerate(sorted(gallery))}
-    entries = []
-    for name in sorted(gallery):
-        for path in gallery[name]:
-            if path in vectors:
-                entries.append(GalleryEntry(len(entries) + 1, person_of[name], name,
-                                            vectors[path], pipe.embedder_id))
-    report = engine.load_gallery(entries)
-    if report.num_vectors == 0:
+    config = _engine_config(args, pipe.embedder_id)
+    paths = [p for d in (gallery, probes) for ps in d.values() for p in ps]
+    vectors, failed = _embed_files(args, pipe, list(dict.fromkeys(paths)), desc="embedding")
+    calibration, test_ids = None, sorted(set(gallery) | set(probes))
+    if args.target_far is not None:
+        pool = [n for n in test_ids if n not in strangers and n in gallery]
+        try:
+            cal_ids, _ = split_identities(pool, _names(args.calibrate_on) or None)
+        except CalibrationError as exc:
+            raise UsageError(f"--calibrate-on: {exc}") from exc
+        test_ids = [n for n in test_ids if n not in cal_ids]
+        if not any(n in gallery for n in test_ids if n not in strangers):
+            raise UsageError("no enrolled identity is left to test on after calibration; "
+                             "give more identities or fewer to --calibrate-on")
+        calibration = _calibrate_identities(args, config, gallery, probes, vectors=vectors,
+                                            cal_ids=cal_ids)
+        try:
+            config = replace(config, accept_threshold=calibration["accept_threshold"],
+                             reject_threshold=calibration["reject_threshold"],
+                             accept_margin=calibration["margin"])
+        except ValueError as exc:
+            raise CliError(f"calibrated thresholds are not usable: {exc}") from exc
+
+    person_of = {name: i + 1 for i, name in enumerate(sorted(set(gallery) | set(probes)))}
+    test_gallery = {n: [vectors[p] for p in gallery[n] if p in vectors]
+                    for n in test_ids if n in gallery}
+    engine, entries = enroll(config, {n: v for n, v in test_gallery.items() if v}, person_of)
+    if not entries:
         raise CliError("no gallery image gave a face; nothing to evaluate")
     names = engine.names()
     enrolled = set(names.values())
-
-    probe_list = [(name, p) for name in sorted(probes) for p in probes[name] if p in vectors]
-    scores = engine.matcher.score(np.stack([vectors[p] for _, p in probe_list])) \
-        if probe_list else []
+    probe_list = [(n, p) for n in sorted(probes) if n in test_ids for p in probes[n]
+                  if p in vectors]
+    outcomes = score_probes(engine, [(n, vectors[p]) for n, p in probe_list], person_of)
+    th = engine.thresholds
     known = dict.fromkeys(("probes", "top1_correct", "accepted_correct", "misidentified",
                            "uncertain", "rejected"), 0)
-    strangers = dict.fromkeys(("probes", "rejected", "uncertain", "false_accepts"), 0)
-    genuine, impostor, results = [], [], []
-    for (truth, path), sc in zip(probe_list, scores, strict=True):
-        m = engine.matcher.decide(sc)
-        best = names.get(int(sc.best()[0])) if sc.scores else None
-        predicted = names.get(int(m.person_id)) if m.person_id >= 0 else None
-        is_known = truth in enrolled
-        own = person_of.get(truth) if is_known else None
-        gen_sim = sc.get(own) if own is not None else None
-        others = [s for pid, s in sc.scores.items() if pid != own]
-        imp_sim = max(others) if others else (sc.floor if len(names) > (1 if own else 0)
-                                              else None)
-        if gen_sim is not None:
-            genuine.append(gen_sim)
-        if imp_sim is not None:
-            impostor.append(imp_sim)
-        status = m.status.name
-        if is_known:
+    stranger_counts = dict.fromkeys(("probes", "rejected", "uncertain", "false_accepts"), 0)
+    genuine_n, results = 0, []
+    for (truth, path), o in zip(probe_list, outcomes, strict=True):
+        best = names.get(o.best)
+        status = th.classify(o.best_score, o.runner_up).name if best else "UNKNOWN"
+        predicted = best if status != "UNKNOWN" else None
+        if truth in enrolled:
+            genuine_n += 1
             known["probes"] += 1
             known["top1_correct"] += int(best == truth)
             if status == "KNOWN":
-                outcome = "correct" if predicted == truth else "misidentified"
+                outcome = "correct" if best == truth else "misidentified"
             else:
                 outcome = "uncertain" if status == "UNCERTAIN" else "rejected"
-            key = {"correct": "accepted_correct"}.get(outcome, outcome)
-            known[key] += 1
+            known[{"correct": "accepted_correct"}.get(outcome, outcome)] += 1
         else:
-            strangers["probes"] += 1
+            stranger_counts["probes"] += 1
             outcome = {"KNOWN": "false_accept", "UNCERTAIN": "uncertain"}.get(status, "rejected")
-            strangers[{"false_accept": "false_accepts"}.get(outcome, outcome)] += 1
-        results.append({"path": path, "truth": truth, "enrolled": is_known,
+            stranger_counts[{"false_accept": "false_accepts"}.get(outcome, outcome)] += 1
+        results.append({"path": path, "truth": truth, "enrolled": truth in enrolled,
                         "predicted": predicted, "status": status,
-                        "similarity": _num(m.similarity), "genuine_similarity": _num(gen_sim),
-                        "impostor_similarity": _num(imp_sim), "outcome": outcome})
-    false_accepts = known["misidentified"] + strangers["false_accepts"]
+                        "similarity": _num(o.best_score), "margin": _num(o.gap),
+                        "genuine_similarity": _num(o.own_score) if o.own_score is not None
+                        else None,
+                        "impostor_similarity": _num(o.wrong_score), "outcome": outcome})
+    false_accepts = known["misidentified"] + stranger_counts["false_accepts"]
     false_rejects = known["uncertain"] + known["rejected"]
-    n_probes = known["probes"] + strangers["probes"]
-    calibration = _calibrate(args, genuine, impostor)
-    th = engine.thresholds
+    n_probes = known["probes"] + stranger_counts["probes"]
+    by_identity: dict[str, list[np.ndarray]] = {}
+    for truth, path in probe_list:
+        by_identity.setdefault(truth, []).append(vectors[path])
+    visits = image_visits(by_identity, {n: person_of[n] if n in enrolled else None
+                                        for n in by_identity}, config.vote_window)
+    visit_report = replay_visits(config, entries, visits)
     out = {
-        "schema": "visio-memoria.eval-identify/1", "embedder": pipe.embedder_id,
-        "thresholds": {"accept": th.accept, "reject": th.reject},
-        "gallery": {"identities": sorted(gallery), "images": len(g_paths),
-                    "enrolled": report.num_vectors},
-        "probes": {"known": known["probes"], "strangers": strangers["probes"]},
+        "schema": "visio-memoria.eval-identify/2", "embedder": pipe.embedder_id,
+        "thresholds": {"accept": th.accept, "reject": th.reject, "margin": th.margin,
+                       "instant": th.instant},
+        "calibration_identities": calibration["identities"] if calibration else [],
+        "test_identities": sorted(test_ids),
+        "gallery": {"identities": sorted(test_gallery), "images": sum(
+            len(gallery[n]) for n in test_gallery), "enrolled": len(entries)},
+        "probes": {"known": known["probes"], "strangers": stranger_counts["probes"]},
         "failed": [{"path": p, "reason": r} for p, r in failed.items()],
         "top1_accuracy": _rate(known["top1_correct"], known["probes"]),
-        "known": known, "strangers": strangers,
+        "known": known, "strangers": stranger_counts,
         "false_accepts": false_accepts, "false_rejects": false_rejects,
         "false_accept_rate": _rate(false_accepts, n_probes),
         "false_reject_rate": _rate(false_rejects, known["probes"]),
-        "unknown_rejection_rate": _rate(strangers["rejected"], strangers["probes"]),
+        "unknown_rejection_rate": _rate(stranger_counts["rejected"], stranger_counts["probes"]),
+        "open_set": {"at_thresholds": open_set_rates(outcomes, th).to_dict(),
+                     "dir_at_far": [dir_at_far(outcomes, far, th.margin)
+                                    for far in (0.01, 0.001)]},
+        "visits": {**visit_report.to_dict(), "length": config.vote_window},
         "results": results, "calibration": calibration,
     }
     if args.json:
@@ -854,9 +812,12 @@ def _pct(x: float | None) -> str:
 
 
 def _print_identify_report(out: Mapping[str, Any]) -> None:
+    _print_calibration(out.get("calibration"))
     th, k, s = out["thresholds"], out["known"], out["strangers"]
-    print(f"embedder {out['embedder']}, accept >= {th['accept']:.4f}, reject < "
-          f"{th['reject']:.4f}")
+    held = " (held out from calibration)" if out["calibration"] else ""
+    print(f"embedder {out['embedder']}, accept >= {th['accept']:.4f}, margin >= "
+          f"{th['margin']:.3f}, reject < {th['reject']:.4f}")
+    print(f"test identities{held}: {', '.join(out['test_identities'])}")
     print(f"gallery: {out['gallery']['enrolled']} faces of {len(out['gallery']['identities'])} "
           f"identities; probes: {k['probes']} known, {s['probes']} strangers")
     for f in out["failed"]:
@@ -869,23 +830,40 @@ def _print_identify_report(out: Mapping[str, Any]) -> None:
     print(f"false accepts: {out['false_accepts']} ({_pct(out['false_accept_rate'])}), false "
           f"rejects: {out['false_rejects']} ({_pct(out['false_reject_rate'])}), unknown "
           f"rejection rate: {_pct(out['unknown_rejection_rate'])}")
-    _print_calibration(out.get("calibration"))
+    for row in out["open_set"]["dir_at_far"]:
+        if row["threshold"] is None:
+            continue
+        note = "" if row["resolvable"] else (f" (not measurable with {row['strangers']} "
+                                             "strangers)")
+        print(f"DIR at FAR {row['far']:g}: {_pct(row['dir'])} at threshold "
+              f"{row['threshold']:.4f}{note}")
+    v = out["visits"]
+    if v["stranger_visits"]:
+        print(f"stranger visits ({v['length']} images each, decided as identity_node does): "
+              f"{v['false_greetings']} of {v['stranger_visits']} greeted = "
+              f"{v['false_greetings_per_1000']:.1f} per 1000 (95% upper bound "
+              f"{v['upper_per_1000']:.0f} per 1000)")
+    if v["known_visits"]:
+        print(f"enrolled visits: {v['greeted_correctly']} of {v['known_visits']} greeted by "
+              f"name, {v['greeted_wrongly']} with another name")
 
 
 def _print_calibration(cal: Mapping[str, Any] | None) -> None:
     if not cal:
         return
     a = cal["achieved"]
-    print(f"calibration for a false-accept rate of {cal['target_far']:g} "
+    who = f" on {', '.join(cal['identities'])}" if cal.get("identities") else ""
+    print(f"calibration{who} for a false-accept rate of {cal['target_far']:g} "
           f"({cal['impostor_scores']} impostor, {cal['genuine_scores']} genuine scores): "
-          f"accept_threshold {cal['accept_threshold']:.4f}, reject_threshold "
-          f"{cal['reject_threshold']:.4f} (on this data: FAR {a['false_accept_rate']:.4g}, "
-          f"FRR {a['false_reject_rate']:.4g}, genuine called UNKNOWN "
-          f"{a['genuine_unknown_rate']:.4g})")
+          f"accept_threshold {cal['accept_threshold']:.4f}, accept_margin {cal['margin']:.3f}, "
+          f"reject_threshold {cal['reject_threshold']:.4f} (on the calibration data: FAR "
+          f"{a['false_accept_rate']:.4g}, FRR {a['false_reject_rate']:.4g}, genuine called "
+          f"UNKNOWN {a['genuine_unknown_rate']:.4g})")
     if cal["note"]:
         _warn(cal["note"])
     if cal["written_to"]:
-        print(f"wrote accept_threshold and reject_threshold to {cal['written_to']}")
+        print(f"wrote accept_threshold, reject_threshold and accept_margin to "
+              f"{cal['written_to']}")
 
 
 def _read_pairs(csv_path: str, images_dir: str) -> list[tuple[int, str, str, int]]:
@@ -960,7 +938,14 @@ def cmd_eval_pairs(args: argparse.Namespace) -> int:
             from sklearn.metrics import roc_auc_score
 
             out["roc_auc"] = _num(float(roc_auc_score(y, s)))
-        out["calibration"] = _calibrate(args, s[y == 1].tolist(), s[y == 0].tolist())
+        if args.target_far is not None:
+            try:
+                cal = recommend_thresholds(s[y == 1].tolist(), s[y == 0].tolist(),
+                                           args.target_far, args.reject_frr)
+            except ValueError as exc:
+                raise CliError(f"cannot calibrate: {exc}") from exc
+            cal["margin_frr"] = None  # pairs have no runner-up person: no margin
+            out["calibration"] = _write_calibration(args, cal)
     if args.json:
         _print_json(out)
     else:
@@ -1356,7 +1341,7 @@ def _common(*, defaults: bool) -> argparse.ArgumentParser:
     return p
 
 
-def _calibration_args(p: argparse.ArgumentParser) -> None:
+def _calibration_args(p: argparse.ArgumentParser) -> Any:
     g = p.add_argument_group("calibration")
     g.add_argument("--target-far", type=float, metavar="RATE",
                    help="recommend an accept threshold for this false-accept rate (e.g. 0.001)")
@@ -1366,7 +1351,8 @@ def _calibration_args(p: argparse.ArgumentParser) -> None:
                         f"target FAR (default {DEFAULT_REJECT_FRR})")
     g.add_argument("--write-yaml", metavar="PATH",
                    help="write the recommended thresholds into the identity_node section of "
-                        "this parameter YAML (only those two lines change)")
+                        "this parameter YAML (only those lines change)")
+    return g
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1419,7 +1405,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "identity, probe with the rest")
     p.add_argument("--strangers", metavar="NAME[,NAME]",
                    help="identities never enrolled: all their images are stranger probes")
-    _calibration_args(p)
+    g = _calibration_args(p)
+    g.add_argument("--calibrate-on", metavar="NAME[,NAME]",
+                   help="with --target-far: the identities the thresholds are calibrated on "
+                        "(each in turn a stranger to the others); every reported figure comes "
+                        "from the other identities. Default: half of the non-stranger "
+                        "identities, spread over the sorted names")
+    g.add_argument("--margin-frr", type=float, default=DEFAULT_MARGIN_FRR, metavar="RATE",
+                   help="recommended accept_margin: at most this fraction of the calibration "
+                        "identities' genuine probes fall below it (default "
+                        f"{DEFAULT_MARGIN_FRR})")
     p = add(ev_sub, "pairs", cmd_eval_pairs,
             "verification of image pairs from a CSV with columns a,b,same (same in {0,1})")
     p.add_argument("pairs_csv", metavar="PAIRS.csv")

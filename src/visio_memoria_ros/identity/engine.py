@@ -27,6 +27,7 @@ from ..config.identity import (
     check_params,
     embedder_defaults,
     resolve_instant,
+    resolve_margin,
     resolve_thresholds,
 )
 from ..config.spec import validate_value
@@ -68,9 +69,10 @@ class EngineConfig:
     accept_threshold: float = EMBEDDER_DEFAULT
     reject_threshold: float = EMBEDDER_DEFAULT
     instant_accept_threshold: float = EMBEDDER_DEFAULT
+    accept_margin: float = EMBEDDER_DEFAULT
     untracked_handoff_s: float = 1.0
     search_k: int = 32
-    aggregate: str = "max"
+    aggregate: str = "centroid"
     aggregate_top_n: int = 3
     vote_window: int = 5
     min_votes: int = 2
@@ -108,7 +110,8 @@ class EngineConfig:
         """Accept/reject thresholds with embedder defaults resolved."""
         acc, rej = resolve_thresholds(self.embedder, self.accept_threshold, self.reject_threshold)
         instant = resolve_instant(self.embedder, self.instant_accept_threshold, acc)
-        return Thresholds(accept=acc, reject=rej, instant=instant)
+        margin = resolve_margin(self.embedder, self.accept_margin)
+        return Thresholds(accept=acc, reject=rej, instant=instant, margin=margin)
 
 
 @dataclass(frozen=True)
@@ -243,16 +246,16 @@ class IdentityEngine:
             if not usable:
                 return 0
             index = gallery.matcher.index
+            negatives = gallery.matcher.negatives() if index is not None else {}
             if index is None:
                 index = self._new_index(int(np.asarray(usable[0].vector).size))
-                matcher = self._new_matcher(index, {}, gallery.opted_out)
-            else:
-                matcher = gallery.matcher
             index.add(
                 [e.embedding_id for e in usable],
                 [e.person_id for e in usable],
                 np.stack([np.asarray(e.vector, np.float32).reshape(-1) for e in usable]),
             )
+            # A new matcher: per-person centroids (aggregate=centroid) follow the new vectors.
+            matcher = self._new_matcher(index, negatives, gallery.opted_out)
             names = dict(gallery.names)
             names.update((e.person_id, e.name) for e in usable)
             self._gallery = replace(gallery, matcher=matcher, names=names)
@@ -268,9 +271,10 @@ class IdentityEngine:
             removed = index.remove(list(embedding_ids))
             remaining = index.person_ids()
             gone = set(gallery.names) - remaining
-            if gone:
-                names = {p: n for p, n in gallery.names.items() if p in remaining}
-                self._gallery = replace(gallery, names=names)
+            names = {p: n for p, n in gallery.names.items() if p in remaining}
+            if removed:
+                matcher = self._new_matcher(index, gallery.matcher.negatives(), gallery.opted_out)
+                self._gallery = replace(gallery, matcher=matcher, names=names)
         if removed and gone:
             with self._frame_lock:
                 self._voter.forget_persons(gone)

@@ -1,16 +1,23 @@
 """Identity per track, not per frame: windowed voting, hysteresis and one person per frame.
 
-Each face track keeps the per-person scores (``FrameScores``) of its last N embeddings. A person
-qualifies for a track when its mean similarity over the window reaches the accept threshold and
-at least ``min_votes`` window entries do, or when its mean reaches the stricter ``instant``
-threshold (one embedding is then enough; an untracked face, with its single embedding, can only
-be KNOWN this way). Within a frame, tracks and qualifying persons are
-matched with the Hungarian algorithm so that a person is given to one track at most; a track
-that loses its best person falls back to its next qualifying person, else UNCERTAIN.
+Each face track keeps the per-person scores (``FrameScores``) of its last N embeddings; a
+person's evidence is its mean similarity over the window. A track may be KNOWN only as its own
+best person, and only when, for that track alone:
+
+- the person's mean reaches the accept threshold and at least ``min_votes`` window entries do,
+  or its mean reaches the stricter ``instant`` threshold (one embedding is then enough; an
+  untracked face, with its single embedding, can only be KNOWN this way), and
+- the mean beats the track's runner-up person (the best other person, whoever holds it) by
+  ``margin``.
+
+So every track proposes at most one person. Within a frame, a person proposed by several tracks
+goes to one of them (``assign_unique``, the Hungarian algorithm; a locked track's claim counts
+``switch_margin`` extra); the others stay UNCERTAIN: a track whose best person went to another
+track is never given its runner-up, which resembles it less by definition.
 
 A track once KNOWN as A stays A (even while A's mean sits in the uncertain band) until either A's
-mean drops below the reject threshold, or another person B qualifies with a mean at least
-``switch_margin`` above A's.
+mean drops below the reject threshold, or another person B passes the acceptance above for the
+track with a mean at least ``switch_margin`` above A's.
 """
 
 from __future__ import annotations
@@ -64,11 +71,18 @@ class _Summary:
     votes: dict[int, int] = field(default_factory=dict)
     count: int = 0
 
+    floor: float = -1.0
+
     def best(self, exclude: frozenset[int] = frozenset()) -> tuple[int, float]:
         pool = [(p, m) for p, m in self.means.items() if p not in exclude]
         if not pool:
             return NO_ID, float("nan")
         return min(pool, key=lambda pm: (-pm[1], pm[0]))
+
+    def runner_up(self, person: int) -> float:
+        """Best mean of any other person; the mean floor (an upper bound) when none is known."""
+        others = [m for p, m in self.means.items() if p != person]
+        return max(others) if others else self.floor
 
 
 def summarize(frames: Sequence[FrameScores], accept: float) -> _Summary:
@@ -82,7 +96,8 @@ def summarize(frames: Sequence[FrameScores], accept: float) -> _Summary:
         values = [f.get(p) for f in frames]
         means[p] = float(np.mean(values))
         votes[p] = sum(1 for f in frames if p in f.scores and f.scores[p] >= accept)
-    return _Summary(means, votes, len(frames))
+    floor = float(np.mean([f.floor for f in frames])) if frames else -1.0
+    return _Summary(means, votes, len(frames), floor)
 
 
 def _mean_of(frames: Iterable[FrameScores], person_id: int) -> float:
@@ -267,8 +282,8 @@ class TrackVoter:
         needed: int,
         opted_out: frozenset[int],
     ) -> dict[int, float]:
-        """Persons this track may be assigned to this frame, with assignment weights."""
-        acc, rej = self.thresholds.accept, self.thresholds.reject
+        """The one person this track may be assigned this frame, with its weight (or none)."""
+        rej = self.thresholds.reject
         if summary.count == 0:
             return {}
         best_p, best_m = summary.best()
@@ -283,35 +298,34 @@ class TrackVoter:
         # Enough evidence: min_votes at accept, or a match at the instant threshold. An untracked
         # face (needed 1 for its UNKNOWN decision) has one embedding, so only the latter.
         votes_needed = max(needed, self.min_votes)
-        qualified = {
-            p: m
-            for p, m in summary.means.items()
-            if p not in opted_out
-            and (
-                m >= self.thresholds.instant
-                or (
-                    m >= acc
-                    and summary.votes.get(p, 0) >= votes_needed
-                    and summary.count >= votes_needed
-                )
-            )
-        }
+        accepted = best_p not in opted_out and self._accepts(summary, best_p, votes_needed)
         if track is None or track.locked is None:
-            return qualified
+            return {best_p: best_m} if accepted else {}
         locked = track.locked
         if locked in opted_out:
             track.locked = None
-            return qualified
+            return {best_p: best_m} if accepted else {}
         locked_mean = _mean_of(track.frames, locked)
         if locked_mean < rej and summary.count >= needed:
             logger.debug("track lost its person %d (mean %.3f < reject)", locked, locked_mean)
             track.locked = None
-            return qualified
-        weights = {locked: locked_mean + self.switch_margin}
-        for p, m in qualified.items():
-            if p != locked and m > locked_mean + self.switch_margin:
-                weights[p] = m
-        return weights
+            return {best_p: best_m} if accepted else {}
+        if best_p != locked and accepted and best_m > locked_mean + self.switch_margin:
+            return {best_p: best_m}
+        return {locked: locked_mean + self.switch_margin}
+
+    def _accepts(self, summary: _Summary, person: int, votes_needed: int) -> bool:
+        """Whether ``person`` passes the threshold and the margin on this track's evidence."""
+        th = self.thresholds
+        mean = summary.means.get(person, float("nan"))
+        if not math.isfinite(mean):
+            return False
+        enough = mean >= th.instant or (
+            mean >= th.accept
+            and summary.votes.get(person, 0) >= votes_needed
+            and summary.count >= votes_needed
+        )
+        return enough and th.clear_of(mean, summary.runner_up(person))
 
     def _finish(
         self,

@@ -115,7 +115,8 @@ class IdentityNode(VisioNode):
         self.get_logger().info(
             f"embedder {self.params['embedder']}: accept >= {self._engine.thresholds.accept:.3f} "
             f"({self.params['min_votes']} votes) or >= {self._engine.thresholds.instant:.3f} "
-            f"(one), reject < {self._engine.thresholds.reject:.3f}; waiting for the gallery from "
+            f"(one), margin {self._engine.thresholds.margin:.3f} over the runner-up, reject < "
+            f"{self._engine.thresholds.reject:.3f}; waiting for the gallery from "
             f"{self._gallery_call.srv_name}"
         )
         # Open visits first: no KNOWN decision (no greeting) before they are in.
