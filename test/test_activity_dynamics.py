@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from visio_memoria_ros.activity import DYNAMICS_LABELS, DynamicsClassifier, DynamicsConfig
+from visio_memoria_ros.activity import (
+    DYNAMICS_LABELS,
+    UNKNOWN_ACTIVITY,
+    DynamicsClassifier,
+    DynamicsConfig,
+)
 
 T0 = 1_700_000_000.0  # image stamps, not the wall clock
 
@@ -55,13 +60,14 @@ def test_still_tall_box_is_standing_and_wide_box_is_sitting(clf: DynamicsClassif
     assert borderline.confidence < standing.confidence
 
 
-def test_a_single_sample_gives_posture_never_nothing(clf: DynamicsClassifier):
+def test_a_single_sample_is_unknown_not_a_guessed_posture(clf: DynamicsClassifier):
     result = clf.classify(_track(n=1, aspect=1.1))
-    assert result.activity == "sitting" and result.span == 0.0
-    assert result.speed == 0.0 and result.scale_rate == 0.0
-    assert result.activity in DYNAMICS_LABELS
-    np.testing.assert_allclose(result.probabilities.sum(), 1.0)
-    assert result.probabilities.argmax() == DYNAMICS_LABELS.index("sitting")
+    assert result.activity == UNKNOWN_ACTIVITY and result.span == 0.0
+    assert result.confidence == 0.0 and result.certainty == 0.0
+    np.testing.assert_allclose(result.probabilities, 1 / len(DYNAMICS_LABELS))  # no evidence
+    # a few frames that span less than min_span (0.3 s) cannot tell still from moving either
+    assert clf.classify(_track(n=3, dt=0.1, aspect=1.1)).activity == UNKNOWN_ACTIVITY
+    assert clf.classify(_track(n=4, dt=0.1, aspect=1.1)).activity == "sitting"
 
 
 def test_horizontal_motion_is_walking(clf: DynamicsClassifier):
@@ -99,7 +105,7 @@ def test_detector_jitter_alone_does_not_look_like_motion(clf: DynamicsClassifier
 
 def test_motion_needs_the_minimum_span(clf: DynamicsClassifier):
     short = _track(n=3, dt=0.1, vx=600.0)  # spans 0.2 s < min_span 0.3 s
-    assert clf.classify(short).activity == "standing"
+    assert clf.classify(short).activity == UNKNOWN_ACTIVITY
     longer = _track(n=5, dt=0.1, vx=600.0)  # spans 0.4 s: walking, with partial support
     result = clf.classify(longer)
     assert result.activity == "walking"
@@ -112,15 +118,26 @@ def test_only_the_window_counts(clf: DynamicsClassifier):
     assert clf.classify(moving + still).activity == "standing"
 
 
-def test_truncated_or_extrapolated_boxes_lower_posture_confidence(clf: DynamicsClassifier):
+def test_truncated_boxes_lower_posture_confidence(clf: DynamicsClassifier):
     track = _track(aspect=1.2, bottom=479.0)
     full = clf.classify(track)
     cut = clf.classify(track, image_height=480)
     assert cut.activity == full.activity == "sitting"
     assert cut.confidence < full.confidence
     assert clf.classify(track, image_height=1080).confidence == full.confidence
-    guessed = clf.classify(track, posture_from_box=False)
-    assert guessed.confidence < full.confidence
+
+
+def test_an_extrapolated_body_box_gives_no_posture_but_motion(clf: DynamicsClassifier):
+    """A body box extrapolated from the face has its aspect by construction: a still person is
+    "unknown" (not "standing"), whatever the aspect; motion of the box is still evidence."""
+    for aspect in (1.2, 2.3, 3.0):
+        still = clf.classify(_track(aspect=aspect), posture_from_box=False)
+        assert still.activity == UNKNOWN_ACTIVITY and still.confidence == 0.0
+        assert clf.classify(_track(aspect=aspect)).activity != UNKNOWN_ACTIVITY  # measured
+    walking = clf.classify(_track(vx=240.0, aspect=2.3), posture_from_box=False)
+    assert walking.activity == "walking" and walking.confidence > 0.8
+    approaching = clf.classify(_track(growth=0.4, aspect=2.3), posture_from_box=False)
+    assert approaching.activity == "approaching"
 
 
 def test_thresholds_are_parameters():
@@ -156,6 +173,9 @@ def test_confidence_is_a_probability_and_never_below_chance(clf: DynamicsClassif
     ]
     for track in tracks:
         result = clf.classify(track, image_height=451)
+        if result.activity == UNKNOWN_ACTIVITY:  # the single sample: no evidence
+            assert track is tracks[-1] and result.confidence == 0.0
+            continue
         assert 1 / len(DYNAMICS_LABELS) <= result.confidence <= 1.0
         assert result.probabilities[DYNAMICS_LABELS.index(result.activity)] == result.confidence
         assert result.probabilities.argmax() == DYNAMICS_LABELS.index(result.activity)

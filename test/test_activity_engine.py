@@ -11,6 +11,7 @@ import pytest
 
 from visio_memoria_ros.activity import (
     DYNAMICS_LABELS,
+    UNKNOWN_ACTIVITY,
     ActivityEngine,
     ActivityResult,
     ActivitySmoother,
@@ -117,17 +118,20 @@ def test_engine_without_a_head_uses_dynamics_and_never_returns_empty():
         persons = [
             _person([x, 100, x + 100, 400], track_id=1, face_track_id=11),
             _person([400, 100, 500, 400], track_id=2),
-            _person([0, 0, 150, 120]),  # untracked, wide: sitting from one box
+            _person([0, 0, 150, 120]),  # untracked: one box, no history
         ]
         results = engine.process(t, persons)
+        if i == 0:  # one frame is no evidence yet, for anybody
+            assert [r.activity for r in results] == [UNKNOWN_ACTIVITY] * 3
+            assert [r.confidence for r in results] == [0.0] * 3
     assert [type(r) for r in results] == [ActivityResult] * 3
     walking, standing, untracked = results
     assert walking == (1, 11, "walking", walking.confidence, "dynamics")
     assert walking.confidence > 0.7
     assert standing.activity == "standing" and standing.person_track_id == 2
     assert standing.face_track_id == -1
-    assert untracked.activity == "sitting" and untracked.method == "dynamics"
-    assert all(r.activity in DYNAMICS_LABELS and 0 < r.confidence <= 1 for r in results)
+    assert untracked.activity == UNKNOWN_ACTIVITY and untracked.method == "dynamics"
+    assert all(r.activity in DYNAMICS_LABELS and 0 < r.confidence <= 1 for r in results[:2])
     assert engine.n_tracks == 2  # the untracked person keeps no history
     assert engine.stats["dynamics"] == 60 and engine.stats["head"] == 0
 
@@ -156,7 +160,7 @@ def test_engine_falls_back_to_dynamics_for_other_embedders(caplog: pytest.LogCap
         results = engine.process(1.0, persons)
         engine.process(1.1, persons)
     assert [r.method for r in results] == ["dynamics", "dynamics", "dynamics", f"head:{EMB}"]
-    assert results[0].activity == "standing"
+    assert results[0].activity == UNKNOWN_ACTIVITY  # one frame: no dynamics evidence yet
     assert engine.stats["head_refused"] == 4
     warnings = [r.message for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2  # once per reason, not once per frame
@@ -171,10 +175,13 @@ def test_engine_smooths_per_track_and_restarts_when_the_method_changes():
     person.scene_embedding = _unit(1)
     r = engine.process(0.1, [person])[0]
     assert r.activity == "reading" and r.confidence < 0.95
-    # Without an embedding the track switches to dynamics and smoothing restarts.
+    # Without an embedding the track switches to dynamics and smoothing restarts: its box
+    # history spans 0.2 s, too short to tell still from moving.
     person.scene_embedding = None
     r = engine.process(0.2, [person])[0]
-    assert r.method == "dynamics" and r.activity == "standing"
+    assert r.method == "dynamics" and r.activity == UNKNOWN_ACTIVITY
+    later = [engine.process(0.3 + 0.1 * i, [person])[0] for i in range(20)]
+    assert {r.method for r in later} == {"dynamics"} and later[-1].activity == "standing"
 
 
 def test_engine_forgets_stale_tracks_and_resets_when_time_goes_back():
@@ -196,14 +203,30 @@ def test_engine_keys_untracked_persons_by_their_face_track():
     assert r == (-1, 42, "walking", r.confidence, "dynamics")
 
 
-def test_face_extrapolated_boxes_give_less_certain_posture():
-    box = [0, 0, 100, 150]
-    measured = ActivityEngine().process(0.0, [_person(box, track_id=1)])[0]
-    guessed = ActivityEngine().process(
-        0.0, [_person(box, track_id=1, detector="face_extrapolated")]
-    )[0]
-    assert measured.activity == guessed.activity == "sitting"
-    assert guessed.confidence < measured.confidence
+def test_still_person_with_a_face_extrapolated_box_is_unknown():
+    """person_backend face_extrapolated (the default): a still person is "unknown" however long
+    they are seen, not "standing"; when they walk, that is reported, and it fades back to
+    "unknown" once they stop."""
+    engine = ActivityEngine()
+    box = [200, 100, 290, 310]  # the extrapolated aspect, ~2.3: "standing" if it were measured
+    for i in range(30):
+        r = engine.process(i * 0.1, [_person(box, track_id=1, detector="face_extrapolated")])[0]
+        assert (r.activity, r.confidence) == (UNKNOWN_ACTIVITY, 0.0), i
+    measured = ActivityEngine()
+    for i in range(30):
+        m = measured.process(i * 0.1, [_person(box, track_id=1)])[0]
+    assert m.activity == "standing"  # the same box from a real body detector
+    walked = []
+    for i in range(30, 45):  # walks 600 px/s
+        x = 200 + 60 * (i - 30)
+        walked.append(engine.process(i * 0.1, [_person([x, 100, x + 90, 310], track_id=1,
+                                                       detector="face_extrapolated")])[0])
+    assert walked[-1].activity == "walking"
+    after = [engine.process(4.5 + i * 0.1, [_person([1100, 100, 1190, 310], track_id=1,
+                                                    detector="face_extrapolated")])[0].activity
+             for i in range(40)]
+    assert after[0] == "walking" and after[-1] == UNKNOWN_ACTIVITY
+    assert "standing" not in after and engine.stats["unknown"] > 30
 
 
 def test_engine_from_node_parameters(tmp_path: Path):

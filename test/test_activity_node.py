@@ -23,13 +23,14 @@ EMBEDDER = "test_scene_v1"
 DIM = 16
 
 
-def person(track_id: int, bbox, embedding=(), embedder: str = "") -> Person:
+def person(track_id: int, bbox, embedding=(), embedder: str = "", detector: str = "yolo"
+           ) -> Person:
     """A Person message with a box and, optionally, a scene embedding."""
     return Person(
         track_id=track_id,
         bbox=[float(v) for v in bbox],
         score=0.9,
-        detector="yolo",
+        detector=detector,
         face_track_id=-1,
         scene_embedding=[float(v) for v in embedding],
         scene_embedder=embedder,
@@ -94,15 +95,23 @@ def test_dynamics_walking_and_standing_and_bad_boxes(ros, launch):
         x = 20.0 + 40.0 * i  # 4 box heights per second to the right: walking
         msg = perception(
             t,
-            [person(1, (x, 100, x + 40, 200)), person(2, (500, 60, 540, 180))],  # 2: tall, still
+            [
+                person(1, (x, 100, x + 40, 200)),
+                person(2, (500, 60, 540, 180)),  # tall, still
+                # the same still box, extrapolated from a face: no evidence of posture
+                person(5, (200, 60, 240, 180), detector="face_extrapolated"),
+            ],
         )
         last = ex.send(msg)
         assert last.header.frame_id == "head_cam"
         assert last.header.stamp == msg.header.stamp
+        if i == 0:  # one frame: nobody's activity is known yet
+            assert {a.activity for a in last.activities} == {"unknown"}
     tracks = by_track(last)
     assert tracks[1][0] == "walking" and tracks[1][2] == "dynamics"
     assert tracks[2][0] == "standing" and tracks[2][2] == "dynamics"
-    assert all(0.2 <= c <= 1.0 for _, c, _ in tracks.values())
+    assert tracks[5] == ("unknown", 0.0, "dynamics")
+    assert all(0.2 <= c <= 1.0 for a, c, _ in tracks.values() if a != "unknown")
 
     # A NaN box and an inverted box are left out; the good person in the same message is not.
     t = T0 + 1.5
@@ -178,8 +187,8 @@ def test_head_labels_persons_with_matching_embeddings(ros, launch, head_file):
     assert tracks[1][0] == "waving" and tracks[1][2] == f"head:{EMBEDDER}"
     assert tracks[2][0] == "reading" and tracks[2][2] == f"head:{EMBEDDER}"
     assert tracks[1][1] > 0.8
-    for track in (3, 4, 5):
-        assert tracks[track] == ("standing", pytest.approx(tracks[track][1]), "dynamics")
+    for track in (3, 4, 5):  # dynamics on 0.2 s of boxes: too short to know
+        assert tracks[track] == ("unknown", 0.0, "dynamics")
     out = proc.output()
     assert "activity head" in out and "waving" in out
     assert f"expects {DIM}-d features" in out  # the refusal is logged once

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from visio_memoria_ros.activity import UNKNOWN_ACTIVITY as ACTIVITY_UNKNOWN
 from visio_memoria_ros.activity import ActivityResult
 from visio_memoria_ros.core.types import IdentityDecision, Status
 from visio_memoria_ros.overlay import (
@@ -15,6 +16,7 @@ from visio_memoria_ros.overlay import (
     lookup_activity,
     text_color,
 )
+from visio_memoria_ros.overlay.text import UNKNOWN_ACTIVITY
 
 
 def _identity(track_id, box, status=Status.KNOWN, **kw) -> IdentityDecision:
@@ -80,6 +82,9 @@ def test_ascii_text_transliterates_or_replaces():
 def test_activity_text_and_text_colour():
     assert activity_text("walking", 0.736) == "walking 0.74"
     assert activity_text("walking", float("nan")) == "walking"
+    # no evidence: said as such, without a confidence, and not read as an unknown face
+    assert activity_text(UNKNOWN_ACTIVITY, 0.0) == "activity unknown"
+    assert UNKNOWN_ACTIVITY == ACTIVITY_UNKNOWN
     assert text_color((255, 255, 255)) == (0, 0, 0)
     assert text_color((0, 0, 0)) == (255, 255, 255)
     assert text_color((0, 200, 0)) == (0, 0, 0)

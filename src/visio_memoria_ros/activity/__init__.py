@@ -10,6 +10,7 @@ from __future__ import annotations
 from .dynamics import (
     DYNAMICS_LABELS,
     DYNAMICS_METHOD,
+    UNKNOWN_ACTIVITY,
     DynamicsClassifier,
     DynamicsConfig,
     DynamicsResult,
@@ -25,6 +26,7 @@ __all__ = [
     "HEAD_FORMAT",
     "HEAD_VERSION",
     "IMAGE_EXTENSIONS",
+    "UNKNOWN_ACTIVITY",
     "ActivityEngine",
     "ActivityResult",
     "ActivitySmoother",

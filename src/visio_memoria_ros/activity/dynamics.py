@@ -1,7 +1,14 @@
-"""Activity from a person track's box history alone, so activity is never silently empty.
+"""Activity from a person track's box history alone, and "unknown" when the boxes cannot tell.
 
 Rules, evaluated on the samples of the last ``window`` seconds of one track (times are the
 caller's, e.g. image stamps; nothing here reads the clock):
+
+0. No evidence, no label: while the samples span less than ``min_span`` seconds (too few frames
+   to see whether the person moves), and when a still person's box is not a measured body
+   (``posture_from_box=False``: a body box extrapolated from the face has its aspect fixed by
+   construction, so "standing" would only repeat the assumption), the result is
+   ``UNKNOWN_ACTIVITY`` with certainty 0 and uniform probabilities. Motion needs no body box:
+   an extrapolated box moves and scales with the face.
 
 1. Motion cues, estimated by least-squares lines through the samples, only when the samples
    span at least ``min_span`` seconds:
@@ -12,9 +19,9 @@ caller's, e.g. image stamps; nothing here reads the clock):
 2. Each cue is measured against its threshold: ``rs = s / walk_speed`` and
    ``rg = |g| / approach_rate``. If ``max(rs, rg) >= 1`` the stronger cue wins:
    ``rg`` -> "approaching" (g > 0) or "leaving" (g < 0); ``rs`` -> "walking".
-3. Otherwise posture from the box aspect ``a = height / width`` (median over the window):
-   ``a >= sitting_max_aspect`` -> "standing", else "sitting". A full-body standing person is
-   about 2.5-3.5 high per width; a seated one about 1.1-1.7.
+3. Otherwise posture from the measured box aspect ``a = height / width`` (median over the
+   window): ``a >= sitting_max_aspect`` -> "standing", else "sitting". A full-body standing
+   person is about 2.5-3.5 high per width; a seated one about 1.1-1.7.
 
 Certainty ``c`` of the rule, in [0, 1]:
 - motion: ``min(max_certainty, 0.5 + 0.5 * min(1, ratio - 1)) * support`` where ``ratio`` is
@@ -24,13 +31,12 @@ Certainty ``c`` of the rule, in [0, 1]:
   (sub-threshold motion makes "still" less certain), by ``0.5 + 0.5 * min(1, span / window)``
   (a short history has not yet shown the person to be still), and by ``truncated_factor``
   when the box touches the image bottom (the body may be cut off, which shortens the box;
-  checked only when the image height is known) or when the box is not a measured body
-  (``posture_from_box=False``, e.g. a body box extrapolated from a face, whose aspect is fixed
-  by construction).
+  checked only when the image height is known).
 
 The class probabilities mix the rule with an uninformative prior, ``p = c * onehot(label) +
 (1 - c) / n_labels``, and the reported confidence is ``p[label]`` (so it never falls below chance,
-1/5, and the chosen label is always the most probable one, also after smoothing).
+1/5, and the chosen label is always the most probable one, also after smoothing). An unknown
+result has uniform probabilities (it adds no evidence when smoothed) and confidence 0.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ from ..core.types import as_box
 #: The labels the dynamics classifier can produce, in the order of its probability vectors.
 DYNAMICS_LABELS: tuple[str, ...] = ("standing", "sitting", "walking", "approaching", "leaving")
 DYNAMICS_METHOD = "dynamics"
+#: The activity published when there is no evidence for any label.
+UNKNOWN_ACTIVITY = "unknown"
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,10 @@ class DynamicsConfig:
 
 @dataclass(frozen=True)
 class DynamicsResult:
-    """One dynamics classification with the cues behind it (for logs and tests)."""
+    """One dynamics classification with the cues behind it (for logs and tests).
+
+    ``activity`` is one of ``DYNAMICS_LABELS`` or ``UNKNOWN_ACTIVITY``.
+    """
 
     activity: str
     confidence: float
@@ -131,7 +142,9 @@ class DynamicsClassifier:
         span = float(t.max() - t.min())
 
         speed = scale_rate = 0.0
-        if len(recent) >= 2 and span >= max(cfg.min_span, 1e-6):
+        # stamps like T0 + i * 0.1 must reach min_span despite rounding
+        enough = len(recent) >= 2 and span + 1e-6 >= max(cfg.min_span, 2e-6)
+        if enough:
             centre_x = (boxes[:, 0] + boxes[:, 2]) / 2
             speed = abs(_slope(t, centre_x)) / height
             scale_rate = _slope(t, np.log(heights))
@@ -146,6 +159,12 @@ class DynamicsClassifier:
                 label = "walking"
             support = min(1.0, span / cfg.window)
             confidence = min(cfg.max_certainty, 0.5 + 0.5 * min(1.0, motion - 1.0)) * support
+        elif not enough or not posture_from_box:
+            return DynamicsResult(
+                activity=UNKNOWN_ACTIVITY, confidence=0.0,
+                probabilities=np.full(len(DYNAMICS_LABELS), 1.0 / len(DYNAMICS_LABELS)),
+                certainty=0.0, speed=speed, scale_rate=scale_rate, aspect=aspect, span=span,
+            )
         else:
             thr = cfg.sitting_max_aspect
             label = "standing" if aspect >= thr else "sitting"
@@ -154,7 +173,7 @@ class DynamicsClassifier:
             confidence *= (1.0 - 0.5 * motion) * (0.5 + 0.5 * min(1.0, span / cfg.window))
             bottom = float(boxes[-1, 3])
             truncated = image_height is not None and bottom >= image_height - cfg.bottom_margin
-            if truncated or not posture_from_box:
+            if truncated:
                 confidence *= cfg.truncated_factor
         certainty = float(min(1.0, max(0.0, confidence)))
         probs = mixed_probabilities(DYNAMICS_LABELS, label, certainty)

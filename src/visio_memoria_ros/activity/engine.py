@@ -5,6 +5,12 @@ comes from the head's embedder (same id and dimension); otherwise the dynamics r
 track's box history. Results are smoothed per track. Tracks are keyed by person track id, or by
 the linked face track id when the person box is untracked; a person with neither is classified
 from its single box, unsmoothed.
+
+No evidence, no label: a dynamics result is published as ``UNKNOWN_ACTIVITY`` (confidence 0)
+unless its (smoothed) probability beats chance by ``MIN_EVIDENCE``. So a still person whose body
+box is extrapolated from the face (``person_backend: face_extrapolated``, the default), or a
+track seen for too short a time, is "unknown", never a guessed "standing"; a label that loses
+its evidence fades back to "unknown" at the smoothing time constant.
 """
 
 from __future__ import annotations
@@ -19,7 +25,13 @@ import numpy as np
 
 from ..core.models import resolve_model
 from ..core.types import NO_TRACK, PersonObservation
-from .dynamics import DYNAMICS_LABELS, DYNAMICS_METHOD, DynamicsClassifier, DynamicsConfig
+from .dynamics import (
+    DYNAMICS_LABELS,
+    DYNAMICS_METHOD,
+    UNKNOWN_ACTIVITY,
+    DynamicsClassifier,
+    DynamicsConfig,
+)
 from .head import LinearActivityHead
 from .smoothing import ActivitySmoother
 
@@ -30,6 +42,9 @@ MAX_HISTORY_SAMPLES = 512
 
 #: Person detectors whose boxes are derived, not measured: their aspect says nothing of posture.
 EXTRAPOLATED_DETECTORS = frozenset({"face_extrapolated"})
+
+#: A dynamics label is published only when its probability beats chance (1/5) by this much.
+MIN_EVIDENCE = 0.1
 
 TrackKey = tuple[str, int]
 
@@ -86,7 +101,7 @@ class ActivityEngine:
         self._history: dict[TrackKey, deque[tuple[float, np.ndarray]]] = {}
         self._last_t: float | None = None
         self._refusals: set[str] = set()
-        self.stats: dict[str, int] = {"head": 0, "dynamics": 0, "head_refused": 0}
+        self.stats: dict[str, int] = {"head": 0, "dynamics": 0, "head_refused": 0, "unknown": 0}
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> ActivityEngine:
@@ -177,6 +192,9 @@ class ActivityEngine:
             else:
                 best = int(np.argmax(probs))
                 activity, confidence = labels[best], float(probs[best])
+            if method == DYNAMICS_METHOD and confidence < 1.0 / len(labels) + MIN_EVIDENCE:
+                activity, confidence = UNKNOWN_ACTIVITY, 0.0
+                self.stats["unknown"] += 1
             results.append(
                 ActivityResult(
                     int(person.track_id), int(person.face_track_id), activity, confidence, method

@@ -2,8 +2,11 @@
 
 Each person gets the linear head's label when a head is loaded and the person carries a scene
 embedding of the head's embedder; otherwise the dynamics rules on its track's box history
-(``activity.ActivityEngine``). The ActivityArray carries the Perception message's header, so
-it pairs with the source image by stamp; a message without persons gets an empty array.
+(``activity.ActivityEngine``), or "unknown" (confidence 0) when the boxes give no evidence: a
+track seen too briefly, or a still person whose body box is extrapolated from the face (the
+default person_backend), whose aspect says nothing about posture. The ActivityArray carries the
+Perception message's header, so it pairs with the source image by stamp; a message without
+persons gets an empty array.
 
 Processing happens in the subscription callback, on purpose: the engine keeps a box history
 per track and must see every message in stamp order (a latest-only worker would thin the
@@ -63,8 +66,8 @@ class ActivityNode(VisioNode):
         head = self._engine.head
         if head is None:
             self.get_logger().info(
-                "no head_path: activity from track dynamics only "
-                "(standing, sitting, walking, approaching, leaving)"
+                "no head_path: activity from track dynamics only (standing, sitting, walking, "
+                "approaching, leaving; unknown without evidence)"
             )
         else:
             self.get_logger().info(

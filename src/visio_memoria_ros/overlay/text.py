@@ -92,8 +92,15 @@ def identity_label(
     return text
 
 
+#: The activity published when there is no evidence (``activity.UNKNOWN_ACTIVITY``, Activity.msg).
+UNKNOWN_ACTIVITY = "unknown"
+
+
 def activity_text(activity: str, confidence: float) -> str:
-    """The label of one activity: "walking 0.74" (the confidence is left out when not finite)."""
+    """The label of one activity: "walking 0.74" (the confidence is left out when not finite);
+    "activity unknown" when there is no evidence (not to be read as an unknown face)."""
+    if activity == UNKNOWN_ACTIVITY:
+        return "activity unknown"
     if math.isfinite(confidence):
         return f"{activity} {confidence:.2f}"
     return activity
