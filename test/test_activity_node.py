@@ -205,3 +205,51 @@ def test_bad_head_file_is_one_clear_error_and_nonzero_exit(launch, tmp_path, kin
     out = proc.output()
     assert "cannot start" in out and str(path) in out
     assert "Traceback" not in out
+
+
+def test_an_unknown_activity_reaches_the_visit_log_as_unknown(ros, launch, tmp_path):
+    """The default person_backend (face_extrapolated) and a still person: activity_node says
+    "unknown", and memory_node records the visit's activity as "unknown", not "standing"."""
+    from visio_memoria.msg import Identity, IdentityArray
+    from visio_memoria.srv import ListVisits
+
+    from visio_memoria_ros.memory import SQLiteStore
+
+    data = tmp_path / "mem"
+    data.mkdir()
+    with SQLiteStore(data / "memory.db") as store:
+        alex = store.create_person("Alex").person_id
+    memory = launch("memory_node", params={"data_dir": str(data)})
+    activity = launch("activity_node")
+    ex = Exchange(ros, activity)
+    identities = ros.node.create_publisher(IdentityArray, "identities", RELIABLE_QOS)
+    ros.wait_for_subscribers(identities, 1, 30, [memory])
+    client = ros.node.create_client(ListVisits, "visio_memoria/list_visits")
+    box = (300.0, 60.0, 390.0, 270.0)  # extrapolated from a face: aspect ~2.3, "standing" shape
+
+    def sighting(i: int) -> None:
+        t = T0 + 0.1 * i
+        still = person(3, box, detector="face_extrapolated")
+        still.face_track_id = 7
+        out = ex.send(perception(t, [still]))
+        assert [(a.face_track_id, a.activity) for a in out.activities] == [(7, "unknown")]
+        msg = IdentityArray(identities=[Identity(
+            track_id=7, person_id=alex, name="Alex", similarity=0.97,
+            status=Identity.STATUS_KNOWN, bbox=[320.0, 60.0, 370.0, 110.0],
+            unknown_cluster_id=-1, person_track_id=3, quality=0.8, new_evidence=False,
+            embedder="dlib_resnet_v1_128")])
+        msg.header = perception(t, []).header
+        identities.publish(msg)
+
+    for i in range(20):  # 2 s of a still person: never anything but "unknown"
+        sighting(i)
+    state = {"i": 20}
+
+    def recorded() -> bool:
+        sighting(state["i"])
+        state["i"] += 1
+        visits = ros.call(client, ListVisits.Request(person_id=alex, limit=5), 30,
+                          [memory]).visits
+        return bool(visits) and visits[0].dominant_activity == "unknown"
+
+    ros.spin_until(recorded, 60, "a visit whose activity is 'unknown'", [memory, activity])
