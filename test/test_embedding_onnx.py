@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from pathlib import Path
 
@@ -137,7 +138,24 @@ def test_bad_inputs(tiny: tuple[TinyFaceNet, Path], tmp_path: Path) -> None:
         OnnxFaceEmbedder(tmp_path / "missing.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="OpenCV cannot read"):
-        OnnxFaceEmbedder(tmp_path / "junk.onnx")
+        OnnxFaceEmbedder(tmp_path / "junk.onnx", runtime="opencv")
+    if importlib.util.find_spec("onnxruntime") is not None:
+        with pytest.raises(ValueError, match="onnxruntime cannot load"):
+            OnnxFaceEmbedder(tmp_path / "junk.onnx", runtime="onnxruntime")
+    with pytest.raises(ValueError, match="unknown ONNX runtime"):
+        OnnxFaceEmbedder(path, runtime="tvm")
+
+
+@pytest.mark.parametrize("runtime", ["opencv", "onnxruntime"])
+def test_both_runtimes_give_the_same_vectors(tiny: tuple[TinyFaceNet, Path], runtime) -> None:
+    if runtime == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+    _, path = tiny
+    crops = _crops(3)
+    reference = OnnxFaceEmbedder(path, runtime="opencv").embed(crops)
+    emb = OnnxFaceEmbedder(path, runtime=runtime)
+    assert emb.providers == (["opencv"] if runtime == "opencv" else ["CPUExecutionProvider"])
+    np.testing.assert_allclose(emb.embed(crops), reference, atol=1e-5)
 
 
 def test_factory_builds_onnx(tiny: tuple[TinyFaceNet, Path]) -> None:

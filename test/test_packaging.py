@@ -56,7 +56,7 @@ IMPORT_KEYS = {
     "cryptography": "python3-cryptography",
 }
 #: Imported only when a user chooses it; never a dependency.
-OPTIONAL_IMPORTS = {"ultralytics"}
+OPTIONAL_IMPORTS = {"ultralytics", "tensorrt"}  # tensorrt: export --tensorrt only
 TEST_TOOLS = ("pytest", "ruff", "playwright", "hypothesis", "onnx")
 
 
@@ -156,8 +156,8 @@ def test_test_tools_are_test_dependencies_only_and_ultralytics_is_none():
         assert "ultralytics" not in key, f"{key}: ultralytics (AGPL-3.0) is optional"
     runtime = (REPO / "requirements" / "ml.txt").read_text(encoding="utf-8")
     lines = {ln.strip() for ln in runtime.splitlines() if ln.strip() and not ln.startswith("#")}
-    assert not {ln for ln in lines if any(ln.startswith(t) for t in (*TEST_TOOLS,
-                                                                      "ultralytics"))}, lines
+    names = {_norm(re.split(r"[<>=!~\[; ]", ln, maxsplit=1)[0]) for ln in lines}
+    assert not names & {_norm(t) for t in (*TEST_TOOLS, "ultralytics")}, lines
 
 
 def test_every_runtime_import_has_a_rosdep_key_or_says_it_has_none():
