@@ -25,6 +25,7 @@ from visio_memoria_ros.memory import (
     ClusterParams,
     ConflictError,
     LocationError,
+    NotAFaceError,
     PostgresStore,
     SQLiteStore,
     StoreOptions,
@@ -171,7 +172,7 @@ def test_vectors_in_pgvector_columns_with_hnsw_search(pg_url) -> None:
         types = dict(conn.execute(
             "SELECT table_name, udt_name FROM information_schema.columns WHERE "
             "column_name = 'vector'").fetchall())
-        assert types == {"embeddings": "vector", "unknowns": "vector"}
+        assert types == {"embeddings": "vector", "unknowns": "vector", "non_faces": "vector"}
         indexes = {r[0]: r[1] for r in conn.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE indexdef LIKE '%hnsw%'")}
         assert len(indexes) == 2, indexes
@@ -542,6 +543,10 @@ def test_copy_of_an_sqlite_memory_is_complete_verified_and_repeatable(pg_url, tm
     src.not_this_person(bob, [src.list_embeddings(bob)[0].embedding_id])
     for i in range(4):
         src.add_unknown(near(40, i), EMB, crop=crop(40 + i), track_key="cam:3")
+    # A "maybe Ann?" face, and a non-face example (embedding only).
+    src.add_unknown(near(0, 7), EMB, candidate_id=ann, candidate_similarity=0.93)
+    src.discard_unknowns(unknown_ids=[src.add_unknown(vec(60), EMB).unknown_id],
+                         not_a_face=True)
     target = PostgresStore(pg_url, key=key)
     report = copy_memory(src, target)
     assert report.ok, report
@@ -561,8 +566,16 @@ def test_copy_of_an_sqlite_memory_is_complete_verified_and_repeatable(pg_url, tm
             assert (x.crop is None) == (y.crop is None)
             if x.crop is not None:
                 np.testing.assert_array_equal(x.crop, y.crop)
-    assert [(u.unknown_id, u.cluster_id, u.robot_id, u.track_key) for u in src.list_unknowns()] \
-        == [(u.unknown_id, u.cluster_id, u.robot_id, u.track_key) for u in target.list_unknowns()]
+    def rows(store):
+        return [(u.unknown_id, u.cluster_id, u.robot_id, u.track_key, u.cluster_seq,
+                 u.candidate_id, round(u.candidate_similarity, 4) if u.candidate_id >= 0 else 0)
+                for u in store.list_unknowns()]
+
+    assert rows(src) == rows(target)
+    assert [c.person_id for c in target.list_candidates()] == [ann]
+    assert target.stats().num_non_faces == src.stats().num_non_faces == 1
+    with pytest.raises(NotAFaceError):
+        target.add_unknown(vec(60), EMB)
     assert target.gallery(EMB).negatives[0].face_id == src.gallery(EMB).negatives[0].face_id
     assert target.embedders() == src.embedders()
     # A second copy adds nothing; one interrupted half-way is completed by the next.
@@ -577,8 +590,9 @@ def test_copy_of_an_sqlite_memory_is_complete_verified_and_repeatable(pg_url, tm
     assert sum(resumed.written.values()) == 4
     # New rows continue after the copied ids.
     assert target.create_person("Cy").person_id == 3
+    # (the face discarded as not a face took id max + 1: ids are never reused)
     assert target.add_unknown(vec(77), EMB).unknown_id == max(
-        u.unknown_id for u in src.list_unknowns()) + 1
+        u.unknown_id for u in src.list_unknowns()) + 2
     # Another robot's memory (same ids, other people) is refused, not mixed in.
     other = SQLiteStore(tmp_path / "other.db")
     other.create_person("Zed")

@@ -344,7 +344,7 @@ def test_migrates_a_v1_file(tmp_path: Path) -> None:
     conn.execute("UPDATE meta SET value = '3' WHERE key = 'next_face_id'")
     conn.close()
     with SQLiteStore(path) as store:
-        assert store.stats().schema_version == LATEST_VERSION == 3
+        assert store.stats().schema_version == LATEST_VERSION == 4
         assert store.get_person(1).name == "Ann"
         gal = store.gallery(EMB)
         np.testing.assert_allclose(gal.vectors[0], vec(1))
@@ -352,7 +352,10 @@ def test_migrates_a_v1_file(tmp_path: Path) -> None:
         assert store.embedders() == {EMB: DIM}
         visit = store.list_visits(1)[0]
         assert visit.activity_counts == {} and visit.dominant_activity == "" and visit.end == 9
-        assert store.get_unknown(2).track_key == "" and store.get_unknown(2).robot_id == ""
+        old = store.get_unknown(2)
+        assert old.track_key == "" and old.robot_id == ""
+        assert (old.cluster_seq, old.candidate_id) == (0, -1)  # v4: a stranger's face
+        assert store.stats().num_non_faces == 0
         # New-schema features work on the migrated file.
         new = store.add_unknown(vec(4), EMB, track_key="k")
         assert new.unknown_id == 3

@@ -226,21 +226,32 @@ def test_list_clusters(store: SQLiteStore) -> None:
 
 def test_track_key_joins_cluster_and_caps(store: SQLiteStore) -> None:
     c = add_cluster(store, 1)
-    # A face far from every centroid still joins its track's cluster.
     first = store.add_unknown(face(1, 9), EMB, track_key="cam:7:a", quality=0.1)
     assert first.cluster_id == c
+    # A face far from the track's cluster does not join it (ids swapped, a new session).
     far = store.add_unknown(face(5, 0), EMB, track_key="cam:7:a", quality=0.2)
-    assert far.cluster_id == c
-    opts = StoreOptions(max_unknowns_per_track=2)
-    assert opts.max_unknowns_per_track == 2
+    assert far.cluster_id != c
     store.options = StoreOptions(crop_format="png", max_unknowns_per_track=2,
                                  cluster=store.options.cluster)
+    second = store.add_unknown(face(1, 10), EMB, track_key="cam:7:a", quality=0.3)
     n = len(store.list_unknowns())
-    better = store.add_unknown(face(1, 10), EMB, track_key="cam:7:a", quality=0.9)
-    worse = store.add_unknown(face(1, 11), EMB, track_key="cam:7:a", quality=0.0)
-    assert len(store.list_unknowns()) == n  # capped: replaced, not added
-    assert better.unknown_id == first.unknown_id and better.quality == 0.9
-    assert worse.unknown_id in {first.unknown_id, far.unknown_id}
+    # Person 1 of the track is at the cap (first, second): a better face replaces the worst
+    # one under a new id, a worse one is not stored; person 5's face is never touched.
+    far_before = store.get_unknown(far.unknown_id, with_crop=True)
+    better = store.add_unknown(face(1, 11), EMB, track_key="cam:7:a", quality=0.9,
+                               crop=crop(11))
+    assert better.unknown_id not in {first.unknown_id, second.unknown_id, far.unknown_id}
+    assert better.cluster_id == c and len(store.list_unknowns()) == n
+    with pytest.raises(NotFoundError):
+        store.get_unknown(first.unknown_id)
+    worse = store.add_unknown(face(1, 12), EMB, track_key="cam:7:a", quality=0.0)
+    assert worse.unknown_id == better.unknown_id and len(store.list_unknowns()) == n
+    far_after = store.get_unknown(far.unknown_id, with_crop=True)
+    np.testing.assert_array_equal(far_after.vector, far_before.vector)
+    assert far_after.quality == far_before.quality
+    # Person 5 on the same track has room of its own.
+    other = store.add_unknown(face(5, 1), EMB, track_key="cam:7:a", quality=0.1)
+    assert len(store.list_unknowns()) == n + 1 and other.unknown_id > better.unknown_id
 
 
 # -- merge, split, not this person ----------------------------------------------------------

@@ -155,6 +155,7 @@ class Flood:
         self.request: tuple = ()
         self.step = 0
         self.tracks = 0
+        self.track_faces: dict[int, np.ndarray] = {}
         self.clusters: list[int] = []
 
     def publish(self) -> None:
@@ -163,8 +164,12 @@ class Flood:
         self.tracks += 1
         reuse = int(self.rng.integers(1, self.tracks + 1))  # an older track: fills to the cap
         crop = self.rng.integers(0, 256, size=(24, 24, 3), dtype=np.uint8)
-        rows.append(unknown(self.tracks, unit(self.rng), crop))
-        rows.append(unknown(reuse, unit(self.rng)))
+        first = unit(self.rng)
+        self.track_faces[self.tracks] = first
+        rows.append(unknown(self.tracks, first, crop))
+        # The same person again on the older track (the cap counts a track's faces per person).
+        again = self.track_faces[reuse] + 0.05 * unit(self.rng)
+        rows.append(unknown(reuse, (again / np.linalg.norm(again)).astype(np.float32)))
         persons = sorted(self.acks.names)[-3:]
         rows.extend(known(10_000 + pid, pid) for pid in persons)
         self.pub.publish(identities(time.time(), rows))

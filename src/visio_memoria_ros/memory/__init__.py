@@ -17,6 +17,7 @@ from .errors import (
     STORE_ERRORS,
     ConflictError,
     MemoryStoreError,
+    NotAFaceError,
     NotFoundError,
     OptedOutError,
     StoreUnavailable,
@@ -34,6 +35,7 @@ from .postgres_store import PostgresStore
 from .privacy import BlobCipher, load_key
 from .records import (
     PENDING,
+    CandidateFace,
     ClusterSummary,
     EmbeddingRecord,
     Gallery,
@@ -60,6 +62,7 @@ __all__ = [
     "PENDING",
     "STORE_ERRORS",
     "BlobCipher",
+    "CandidateFace",
     "ClusterParams",
     "ClusterQuality",
     "ClusterSummary",
@@ -77,6 +80,7 @@ __all__ = [
     "MemoryEventRecord",
     "MemoryStore",
     "MemoryStoreError",
+    "NotAFaceError",
     "NotFoundError",
     "OptedOutError",
     "PersonRecord",

@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import MemoryStoreError
 from .records import (
+    CandidateFace,
     ClusterSummary,
     EmbeddingRecord,
     Gallery,
@@ -123,8 +124,11 @@ class MemoryStore(abc.ABC):
     @abc.abstractmethod
     def add_unknown(self, vector: np.ndarray, embedder: str, *, crop: np.ndarray | None = None,
                     quality: float = 0.0, t: float | None = None,
-                    track_key: str = "", robot_id: str | None = None) -> UnknownRecord:
-        """Store an unknown face seen by ``robot_id`` and assign it to a cluster (or PENDING)."""
+                    track_key: str = "", robot_id: str | None = None,
+                    candidate_id: int = -1, candidate_similarity: float = float("nan")
+                    ) -> UnknownRecord:
+        """Store an unknown face seen by ``robot_id`` and assign it to a cluster (or PENDING);
+        a face with a ``candidate_id`` waits for a "maybe <name>?" answer instead."""
 
     @abc.abstractmethod
     def get_unknown(self, unknown_id: int, *, with_crop: bool = False) -> UnknownRecord:
@@ -141,29 +145,68 @@ class MemoryStore(abc.ABC):
         """Return unknown clusters, largest first, with up to ``max_samples`` RGB crops each."""
 
     @abc.abstractmethod
-    def label_cluster(self, cluster_id: int, name: str = "", person_id: int = -1
-                      ) -> LabelResult:
-        """Give a cluster's faces to a person (by id, or by name: existing or new)."""
+    def label_cluster(self, cluster_id: int, name: str = "", person_id: int = -1,
+                      revision: int = 0) -> LabelResult:
+        """Give a cluster's faces to a person (by id, or by name: existing or new); with a
+        ``revision`` > 0 only the faces it held at that listed revision."""
 
     @abc.abstractmethod
     def label_unknown(self, unknown_id: int, name: str = "", person_id: int = -1
                       ) -> LabelResult:
         """Give one unknown face to a person (by id, or by name: existing or new)."""
 
+    @abc.abstractmethod
+    def label_faces(self, unknown_ids: Sequence[int], name: str = "", person_id: int = -1
+                    ) -> LabelResult:
+        """Give exactly these unknown faces to a person; refused if one is gone."""
+
     def label(self, *, cluster_id: int = -1, unknown_id: int = -1, name: str = "",
-              person_id: int = -1) -> LabelResult:
-        """Label exactly one of a cluster (``cluster_id`` >= 0) or a face (``unknown_id`` >= 0)."""
-        if (int(cluster_id) >= 0) == (int(unknown_id) >= 0):
-            raise MemoryStoreError("give exactly one of: a cluster id (>= 0) or an unknown id "
-                                   "(>= 0)")
+              person_id: int = -1, unknown_ids: Sequence[int] = (),
+              cluster_revision: int = 0) -> LabelResult:
+        """Label exactly one of: a cluster (``cluster_id`` >= 0, optionally as listed at
+        ``cluster_revision``), a face (``unknown_id`` >= 0) or the faces ``unknown_ids``."""
+        given = (int(cluster_id) >= 0) + (int(unknown_id) >= 0) + bool(len(unknown_ids))
+        if given != 1:
+            raise MemoryStoreError("give exactly one of: a cluster id (>= 0), an unknown id "
+                                   "(>= 0) or a list of unknown ids")
+        if int(cluster_revision) and int(cluster_id) < 0:
+            raise MemoryStoreError("a cluster revision goes with a cluster id")
         if int(cluster_id) >= 0:
-            return self.label_cluster(cluster_id, name, person_id)
+            return self.label_cluster(cluster_id, name, person_id, int(cluster_revision))
+        if len(unknown_ids):
+            return self.label_faces(unknown_ids, name, person_id)
         return self.label_unknown(unknown_id, name, person_id)
 
     @abc.abstractmethod
     def discard_unknowns(self, *, cluster_id: int = -1, unknown_ids: Sequence[int] = (),
-                         reason: str = "") -> int:
-        """Delete a cluster's or the given unknown faces; returns how many."""
+                         reason: str = "", not_a_face: bool = False,
+                         cluster_revision: int = 0) -> int:
+        """Delete a cluster's or the given unknown faces; returns how many. ``not_a_face``
+        keeps their embeddings (no crops) as examples that are not remembered again."""
+
+    @abc.abstractmethod
+    def forget_non_faces(self, embedder: str | None = None) -> int:
+        """Delete the "not a face" examples (of one embedder, or all); returns how many."""
+
+    @abc.abstractmethod
+    def discard_tracks(self, track_keys: Sequence[str], robot_id: str | None = None) -> int:
+        """Delete the unknown faces of one robot's tracks (they became known)."""
+
+    @abc.abstractmethod
+    def split_cluster(self, unknown_ids: Sequence[int]) -> int:
+        """Move the given faces into a new cluster of their own; returns its id."""
+
+    @abc.abstractmethod
+    def list_candidates(self, *, with_crops: bool = True) -> list[CandidateFace]:
+        """The faces offered as "maybe <name>?", by person, most similar first."""
+
+    @abc.abstractmethod
+    def reject_candidates(self, unknown_ids: Sequence[int]) -> int:
+        """"Not <name>": negative links to the candidates; the faces become strangers'."""
+
+    @abc.abstractmethod
+    def person_thumbnail(self, person_id: int) -> np.ndarray | None:
+        """The best-quality crop of a person's faces, or None."""
 
     @abc.abstractmethod
     def recluster(self) -> int:

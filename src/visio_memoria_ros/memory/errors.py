@@ -19,6 +19,10 @@ class OptedOutError(MemoryStoreError):
     """The person asked never to be remembered: nothing new is stored about them."""
 
 
+class NotAFaceError(MemoryStoreError):
+    """The face matches an example a user rejected as "not a face": it is not remembered."""
+
+
 class StoreUnavailable(RuntimeError):  # noqa: N818 - the name the node authors expect
     """The store cannot write (read-only file, full disk, I/O error); reads may still work."""
 

@@ -33,6 +33,8 @@ class StoreOptions:
     visit_absence: float = 30.0
     cluster: clustering.ClusterParams = field(default_factory=clustering.ClusterParams)
     max_unknowns_per_track: int = 5
+    #: A new unknown face this similar (cosine) to a "not a face" example is not remembered.
+    non_face_similarity: float = 0.9
     unknown_retention_days: float = 30.0
     visit_retention_days: float = 365.0
     max_events: int = 10000
@@ -47,6 +49,9 @@ class StoreOptions:
             raise ValueError(f"visit_absence must be > 0, got {self.visit_absence}")
         if self.max_unknowns_per_track < 1:
             raise ValueError("max_unknowns_per_track must be >= 1")
+        if not 0.0 < self.non_face_similarity <= 1.0:
+            raise ValueError("non_face_similarity must be within (0, 1], got "
+                             f"{self.non_face_similarity}")
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> StoreOptions:
@@ -70,6 +75,7 @@ class StoreOptions:
             visit_absence=float(params.get("visit_absence", 30.0)),
             cluster=cluster,
             max_unknowns_per_track=int(params.get("max_unknowns_per_track", 5)),
+            non_face_similarity=float(params.get("non_face_similarity", 0.9)),
             unknown_retention_days=float(params.get("unknown_retention_days", 30.0)),
             visit_retention_days=float(params.get("visit_retention_days", 365.0)),
             read_only=bool(params.get("read_only", False)),

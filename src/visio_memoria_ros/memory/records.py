@@ -57,6 +57,13 @@ class UnknownRecord:
     track_key: str = ""
     crop: np.ndarray | None = None
     robot_id: str = ""
+    #: When the face took its cluster (``meta.cluster_seq``): a cluster listed at revision R
+    #: held exactly its members with ``cluster_seq <= R``.
+    cluster_seq: int = 0
+    #: "Maybe <person>?": the enrolled person this face resembles in the uncertain band
+    #: (-1 = none, a stranger's face) and that similarity (NaN = none).
+    candidate_id: int = PENDING
+    candidate_similarity: float = float("nan")
 
     @property
     def dim(self) -> int:
@@ -66,7 +73,12 @@ class UnknownRecord:
 
 @dataclass(frozen=True)
 class ClusterSummary:
-    """A group of unknown faces; ``unknown_ids``/``sample_crops`` hold the best samples."""
+    """A group of unknown faces; ``unknown_ids``/``sample_crops`` hold the best samples.
+
+    Samples come best quality first (``qualities``); ``revision`` is the cluster's revision as
+    listed: labelling or discarding the cluster at that revision acts on exactly the faces it
+    held then (faces that joined later stay unknown).
+    """
 
     cluster_id: int
     size: int
@@ -75,6 +87,21 @@ class ClusterSummary:
     embedder: str
     unknown_ids: list[int] = field(default_factory=list)
     sample_crops: list[np.ndarray] = field(default_factory=list)
+    revision: int = 0
+    qualities: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CandidateFace:
+    """An unknown face that may be an enrolled person ("maybe <name>?"), waiting for a yes/no."""
+
+    unknown_id: int
+    person_id: int
+    name: str
+    similarity: float
+    quality: float
+    first_seen: float
+    crop: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -198,3 +225,5 @@ class StoreStats:
     writable: bool
     encrypted: bool
     schema_version: int
+    num_non_faces: int = 0
+    num_candidates: int = 0

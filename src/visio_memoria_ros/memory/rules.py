@@ -140,21 +140,25 @@ def assign_cluster(index: UnknownIndex, vector: np.ndarray, params: clustering.C
                    track_clusters: Sequence[int] = ()) -> tuple[int, list[int]]:
     """The cluster a new unknown face joins, and the pending faces promoted with it.
 
-    Its track's (most common) cluster first; else the nearest centroid above the similarity;
-    else a new cluster (``NEW_CLUSTER``) with the pending faces close enough, when they make
-    ``min_size`` together (or always when ``min_size`` is 1); else ``PENDING``.
+    Its track's cluster when the face is at least ``params.similarity`` to that cluster's
+    centroid (a track whose ids swapped to another person, or a new detector session reusing
+    an id, shows another face: it does not join); else the nearest centroid above the
+    similarity; else a new cluster (``NEW_CLUSTER``) with the pending faces close enough, when
+    they make ``min_size`` together (or always when ``min_size`` is 1); else ``PENDING``.
     """
-    known = Counter(int(c) for c in track_clusters if int(c) != PENDING)
-    if known:
-        return known.most_common(1)[0][0], []
     clusters = np.asarray(index.clusters, dtype=np.int64)
     centroids = clustering.centroids_of(index.vectors, clusters) if len(clusters) else {}
-    cluster, _ = clustering.nearest_cluster(vector, centroids, params.similarity)
+    v = np.asarray(vector, dtype=np.float32)
+    known = Counter(int(c) for c in track_clusters if int(c) != PENDING and int(c) in centroids)
+    for cid, _ in known.most_common():
+        if float(centroids[cid] @ v) >= params.similarity:
+            return cid, []
+    cluster, _ = clustering.nearest_cluster(v, centroids, params.similarity)
     if cluster != PENDING:
         return cluster, []
     pending = clusters == PENDING
     pending_ids = [i for i, p in zip(index.ids, pending, strict=True) if p]
-    promote = clustering.pending_group(vector, pending_ids, index.vectors[pending],
+    promote = clustering.pending_group(v, pending_ids, index.vectors[pending],
                                        params.similarity, params.min_size)
     if promote or params.min_size <= 1:
         return NEW_CLUSTER, promote
@@ -163,24 +167,51 @@ def assign_cluster(index: UnknownIndex, vector: np.ndarray, params: clustering.C
 
 @dataclass(frozen=True)
 class TrackFace:
-    """One stored unknown face of a track: id, quality, cluster."""
+    """One stored unknown face of a track: id, quality, cluster, vector."""
 
     face_id: int
     quality: float
     cluster_id: int
+    vector: np.ndarray | None = None
 
 
-def track_full(faces: Sequence[TrackFace], max_per_track: int) -> bool:
-    """True when a track already keeps its most unknown faces."""
-    return len(faces) >= max_per_track
+#: What to do with a new face of a track (``track_step``).
+INSERT, REPLACE, SKIP = "insert", "replace", "skip"
 
 
-def track_replacement(faces: Sequence[TrackFace], quality: float) -> tuple[int | None, int]:
-    """For a full track (faces sorted worst first): (id to overwrite or None, id to report)."""
-    worst = faces[0]
+def same_person(faces: Sequence[TrackFace], vector: np.ndarray, similarity: float
+                ) -> list[TrackFace]:
+    """The faces of a track that show the same person as ``vector`` (cosine >= similarity)."""
+    v = np.asarray(vector, dtype=np.float32)
+    return [f for f in faces if f.vector is not None and f.vector.shape == v.shape
+            and float(f.vector @ v) >= similarity]
+
+
+def track_step(faces: Sequence[TrackFace], vector: np.ndarray, quality: float,
+               max_per_track: int, similarity: float) -> tuple[str, int | None]:
+    """What a new face of a track does: ``(INSERT, None)``, ``(REPLACE, worst id)`` or
+    ``(SKIP, id to report)``.
+
+    The cap counts only the track's faces of the same person as the new face: a track whose
+    id passed to another person (tracker swap, detector restart) never drops or overwrites
+    the first person's faces. At the cap, a better face replaces the worst one of that person
+    (the worst is deleted and the new one stored under a new id: no stored face ever changes
+    its crop or vector); a face no better is not stored.
+    """
+    same = sorted(same_person(faces, vector, similarity), key=lambda f: (f.quality, f.face_id))
+    if len(same) < max_per_track:
+        return INSERT, None
+    worst = same[0]
     if quality > worst.quality:
-        return worst.face_id, worst.face_id
-    return None, faces[-1].face_id
+        return REPLACE, worst.face_id
+    return SKIP, same[-1].face_id
+
+
+def non_face_match(vector: np.ndarray, examples: np.ndarray) -> float:
+    """The highest cosine similarity of ``vector`` to the non-face examples (-1 when none)."""
+    if examples.size == 0 or examples.shape[1] != np.asarray(vector).shape[0]:
+        return -1.0
+    return float(np.max(examples @ np.asarray(vector, dtype=np.float32)))
 
 
 def shift_new_clusters(changes: Sequence[tuple[int, int]], start_next: int, shift: int

@@ -119,11 +119,36 @@ _V3 = (
     "ALTER TABLE unknowns ADD COLUMN robot_id TEXT NOT NULL DEFAULT ''",
 )
 
+_V4 = (
+    # Which faces a user was shown: every change of a face's cluster takes the next value of
+    # meta.cluster_seq, so "the cluster as listed" is its members up to the listed sequence.
+    "ALTER TABLE unknowns ADD COLUMN cluster_seq INTEGER NOT NULL DEFAULT 0",
+    "INSERT OR IGNORE INTO meta (key, value) VALUES ('cluster_seq', '0')",
+    # "Maybe <person>?": a face in the uncertain band of an enrolled person waits for the
+    # user's yes or no instead of joining the clusters of strangers (-1 = no candidate).
+    "ALTER TABLE unknowns ADD COLUMN candidate_id INTEGER NOT NULL DEFAULT -1",
+    "ALTER TABLE unknowns ADD COLUMN candidate_similarity REAL",
+    "CREATE INDEX unknowns_candidate ON unknowns (candidate_id)",
+    # Faces a user moved into a cluster of their own ("split"): re-clustering leaves them.
+    "ALTER TABLE unknowns ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0",
+    # Crops a user rejected as "not a face": the embedding only, no crop.
+    """CREATE TABLE non_faces (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        vector BLOB NOT NULL,
+        dim INTEGER NOT NULL CHECK (dim > 0),
+        embedder TEXT NOT NULL,
+        created REAL NOT NULL,
+        source TEXT NOT NULL DEFAULT '')""",
+    "CREATE INDEX non_faces_embedder ON non_faces (embedder)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "persons, embeddings, unknowns, visits, negative links", _V1),
     Migration(2, "visit activities, unknown track keys, cluster negatives, events, embedders,"
               " indexes", _V2),
     Migration(3, "the robot that saw each unknown face", _V3),
+    Migration(4, "cluster sequence of unknown faces, 'maybe <person>' candidates, faces split "
+              "by hand, non-face examples", _V4),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -19,10 +19,18 @@ from . import clustering, rules
 from .base import EmbedFn, MemoryStore
 from .codec import CropCodec
 from .database import WRITE_LOCK, Conn, Database
-from .errors import ConflictError, MemoryStoreError, NotFoundError, StoreUnavailable
+from .errors import (
+    ConflictError,
+    MemoryStoreError,
+    NotAFaceError,
+    NotFoundError,
+    StoreUnavailable,
+)
 from .options import StoreOptions
 from .privacy import BlobCipher
 from .records import (
+    PENDING,
+    CandidateFace,
     ClusterSummary,
     EmbeddingRecord,
     Gallery,
@@ -40,6 +48,7 @@ from .repositories import (
     EventRepository,
     FaceRepository,
     GalleryRepository,
+    NonFaceRepository,
     PersonRepository,
     ReembedRepository,
     RetentionRepository,
@@ -82,6 +91,7 @@ class RepositoryStore(MemoryStore):
         self.galleries = GalleryRepository(db, blobs)
         self.reembeds = ReembedRepository(db, blobs)
         self.retention = RetentionRepository(db, blobs)
+        self.non_faces = NonFaceRepository(db, blobs)
 
     # -- plumbing --------------------------------------------------------------------------
     @property
@@ -219,6 +229,7 @@ class RepositoryStore(MemoryStore):
                 raise ConflictError(f"cannot merge person {s} into itself")
             moved = self.faces.move_all(conn, s, d)
             self.visits.move_all(conn, s, d)
+            self.unknowns.move_candidates(conn, s, d)
             self.faces.merge_negatives(conn, s, d)
             if src.never_remember and not dst.never_remember:
                 self.persons.set_never_remember(conn, d, True)
@@ -285,6 +296,8 @@ class RepositoryStore(MemoryStore):
                 ids, vectors = self.galleries.vectors(conn, "unknowns", embedder)
                 matching += rules.matching_faces(mine, ids, vectors,
                                                  self.options.cluster.similarity)
+            # Faces offered as "maybe <this person>?" are likely theirs too.
+            matching = sorted(set(matching) | set(self.unknowns.candidates_of(conn, pid)))
             self.faces.delete_face_negatives(conn, faces + matching)
             self.unknowns.delete(conn, matching)
             self.faces.delete_negatives_of(conn, pid)
@@ -342,12 +355,19 @@ class RepositoryStore(MemoryStore):
     # -- unknowns --------------------------------------------------------------------------
     def add_unknown(self, vector: np.ndarray, embedder: str, *, crop: np.ndarray | None = None,
                     quality: float = 0.0, t: float | None = None,
-                    track_key: str = "", robot_id: str | None = None) -> UnknownRecord:
+                    track_key: str = "", robot_id: str | None = None,
+                    candidate_id: int = -1, candidate_similarity: float = float("nan")
+                    ) -> UnknownRecord:
         """Store an unknown face seen by ``robot_id`` (default: this store's robot) and assign
         it to a cluster (or PENDING).
 
-        Faces with the same ``track_key`` (one tracked person of one robot) join the track's
-        cluster; at most ``max_unknowns_per_track`` are kept per track, the best qualities win.
+        A face that joins a cluster must be at least the clustering similarity to it; its
+        track's cluster is preferred among those. A track (``track_key``: one tracked person of
+        one robot) keeps at most ``max_unknowns_per_track`` faces of each person it showed,
+        the best qualities (see ``rules.track_step``); a stored face never changes its crop or
+        vector. A face with a ``candidate_id`` (an enrolled person it resembles in the
+        uncertain band) waits for a "maybe <name>?" answer and joins no cluster. A face as
+        similar as ``non_face_similarity`` to a "not a face" example raises NotAFaceError.
         """
         embedder = validate_embedder(embedder)
         v = validate_vector(vector)
@@ -355,39 +375,68 @@ class RepositoryStore(MemoryStore):
         track_key = validate_label(track_key, "the track key")
         robot = validate_label(self.options.robot_id if robot_id is None else robot_id,
                                "the robot id")
+        candidate = int(candidate_id)
+        cand_sim = (float(candidate_similarity) if candidate >= 0
+                    and np.isfinite(candidate_similarity) else None)
         now = self._now(t)
         crop_blob = self._blobs.crop(crop)
         params = self.options.cluster
         with self._tx(keep_cache=True) as conn:
+            match = rules.non_face_match(v, self.non_faces.vectors(conn, embedder))
+            if match >= self.options.non_face_similarity:
+                raise NotAFaceError(f"the face matches a 'not a face' example (cosine "
+                                    f"{match:.3f}); it is not remembered")
+            if candidate >= 0:
+                row = self.persons.find(conn, candidate)
+                if row is None:
+                    candidate, cand_sim = -1, None  # forgotten meanwhile: a stranger's face
+                else:
+                    rules.refuse_opted_out(row)  # maybe an opted-out person: not stored
             self.faces.register_embedder(conn, embedder, v.shape[0], now)
             index = self.unknowns.index(conn, embedder, v.shape[0])
             track = (self.unknowns.track(conn, track_key, embedder, robot) if track_key
                      else [])
-            if rules.track_full(track, self.options.max_unknowns_per_track):
-                replace, report = rules.track_replacement(track, quality)
-                if replace is not None:
-                    self.unknowns.replace(conn, replace, v, crop=crop_blob, quality=quality, t=now)
-                    self.unknowns.drop_index(embedder)
+            step, face = rules.track_step(track, v, quality, self.options.max_unknowns_per_track,
+                                          params.similarity)
+            if step == rules.SKIP:
+                assert face is not None
                 self.unknowns.touch_track(conn, track_key, embedder, robot, now)
                 self.unknowns.settle_index(conn, embedder)
-                rec = self.unknowns.get(conn, report, with_crop=False)
+                rec = self.unknowns.get(conn, face, with_crop=False)
                 assert rec is not None
                 return rec
-            cluster, promote = rules.assign_cluster(index, v, params,
-                                                    [f.cluster_id for f in track])
+            if step == rules.REPLACE:
+                assert face is not None
+                self.faces.delete_face_negatives(conn, [face])
+                self.unknowns.delete(conn, [face])
+                self.unknowns.drop_index(embedder)
+                index = self.unknowns.index(conn, embedder, v.shape[0])
+                track = [f for f in track if f.face_id != face]
+            seq = self.events.next_cluster_seq(conn)
+            if candidate >= 0:
+                cluster, promote = PENDING, []
+            else:
+                same = rules.same_person(track, v, params.similarity)
+                cluster, promote = rules.assign_cluster(index, v, params,
+                                                        [f.cluster_id for f in same])
             if cluster == rules.NEW_CLUSTER:
                 cluster = self.events.next_cluster_id(conn)
-            self.unknowns.set_cluster(conn, promote, cluster)
+            self.unknowns.set_cluster(conn, promote, cluster, seq)
             face_id = self.events.next_face_id(conn)
             self.unknowns.insert(conn, face_id, v, embedder=embedder, quality=quality,
                                  crop=crop_blob, t=now, cluster=cluster, track_key=track_key,
-                                 robot_id=robot)
+                                 robot_id=robot, seq=seq if cluster != PENDING else 0,
+                                 candidate_id=candidate, candidate_similarity=cand_sim)
+            if step == rules.REPLACE:
+                self.unknowns.touch_track(conn, track_key, embedder, robot, now)
             self.unknowns.settle_index(conn, embedder)
-        # Committed: bring the in-memory index up to date.
-        if self.unknowns.cached_index(embedder) is index:
+        # Committed: bring the in-memory index up to date (candidates are not in it).
+        if candidate < 0 and self.unknowns.cached_index(embedder) is index:
             index.add(face_id, v, cluster, promote)
         return UnknownRecord(face_id, v, embedder, quality, now, now, cluster, track_key,
-                             None if crop_blob is None else np.asarray(crop), robot)
+                             None if crop_blob is None else np.asarray(crop), robot,
+                             seq if cluster != PENDING else 0, candidate,
+                             float("nan") if cand_sim is None else cand_sim)
 
     def get_unknown(self, unknown_id: int, *, with_crop: bool = False) -> UnknownRecord:
         """Return one unknown face; NotFoundError when absent."""
@@ -425,61 +474,183 @@ class RepositoryStore(MemoryStore):
             return self._resolve_target(conn, "", owner, t)
         return self.persons.insert(conn, clean, False, t), clean, True
 
-    def _label(self, where: str, arg: int, what: str, name: str, person_id: int) -> LabelResult:
+    def _label(self, select: Callable[[Conn], list[int]], what: str, name: str,
+               person_id: int, cluster: int | None = None) -> LabelResult:
+        """Give the faces ``select`` picks (in the transaction) to a person."""
         now = self._clock()
         with self._tx() as conn:
-            ids = self.unknowns.ids_where(conn, where, arg)
-            if not ids:
-                raise NotFoundError(f"{what} {arg} does not exist")
+            ids = select(conn)
             pid, pname, created = self._resolve_target(conn, name, person_id, now)
-            self.unknowns.to_person(conn, where, arg, pid, f"{what} {arg}")
+            self.unknowns.to_person(conn, ids, pid, what)
             self.faces.delete_face_negatives(conn, ids, person_id=pid)
-            if what == "unknown cluster":
-                self.faces.delete_cluster_negatives(conn, arg, person_id=pid)
+            if cluster is not None:
+                self.faces.delete_cluster_negatives(conn, cluster, person_id=pid)
             self._bump(conn, "labelled", [pid],
-                       f"{what} {arg} labelled as person {pid} ({len(ids)} faces)")
-        LOG.info("labelled %s %d as person %d (%d faces, new=%s)", what, arg, pid, len(ids),
-                 created)
+                       f"{what} labelled as person {pid} ({len(ids)} faces)")
+        LOG.info("labelled %s as person %d (%d faces, new=%s)", what, pid, len(ids), created)
         return LabelResult(pid, pname, len(ids), created)
 
-    def label_cluster(self, cluster_id: int, name: str = "", person_id: int = -1
-                      ) -> LabelResult:
-        """Give a cluster's faces to a person (by id, or by name: existing or new)."""
+    def _existing(self, conn: Conn, ids: Sequence[int]) -> list[int]:
+        """``ids`` when every one is an unknown face; NotFoundError naming those that are not."""
+        found = self.unknowns.existing(conn, ids)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            what = (f"unknown face {missing[0]} does not" if len(missing) == 1
+                    else f"unknown faces {rules.fmt_ids(missing)} do not")
+            raise NotFoundError(f"{what} exist (labelled, discarded or replaced since it was "
+                                "listed?); list the faces again")
+        return list(ids)
+
+    def _cluster_faces(self, conn: Conn, cluster_id: int, revision: int) -> list[int]:
+        """A cluster's faces, those it held at ``revision`` when > 0; NotFoundError if none."""
+        ids = self.unknowns.in_cluster(conn, cluster_id, revision)
+        if not ids:
+            raise NotFoundError(f"unknown cluster {cluster_id} does not exist"
+                                + (f" (or held none of today's faces at revision {revision})"
+                                   if revision > 0 else ""))
+        return ids
+
+    def label_cluster(self, cluster_id: int, name: str = "", person_id: int = -1,
+                      revision: int = 0) -> LabelResult:
+        """Give a cluster's faces to a person (by id, or by name: existing or new).
+
+        With ``revision`` > 0 (``ClusterSummary.revision`` as listed) only the faces the
+        cluster held at that revision: faces that joined later stay unknown.
+        """
         cid = validate_id(cluster_id, "cluster id")
-        return self._label("cluster_id = ?", cid, "unknown cluster", name, person_id)
+        rev = validate_id(revision, "cluster revision")
+        return self._label(lambda conn: self._cluster_faces(conn, cid, rev),
+                           f"unknown cluster {cid}", name, person_id, cluster=cid)
 
     def label_unknown(self, unknown_id: int, name: str = "", person_id: int = -1
                       ) -> LabelResult:
         """Give one unknown face to a person (by id, or by name: existing or new)."""
         uid = validate_id(unknown_id, "unknown id")
-        return self._label("id = ?", uid, "unknown face", name, person_id)
+        return self.label_faces([uid], name, person_id)
+
+    def label_faces(self, unknown_ids: Sequence[int], name: str = "", person_id: int = -1
+                    ) -> LabelResult:
+        """Give exactly the unknown faces ``unknown_ids`` (the faces a user was shown) to a
+        person; refused when any of them is no longer an unknown face."""
+        ids = validate_ids(unknown_ids, "unknown id")
+        what = f"unknown face {ids[0]}" if len(ids) == 1 else f"{len(ids)} unknown faces"
+        return self._label(lambda conn: self._existing(conn, ids), what, name, person_id)
 
     def discard_unknowns(self, *, cluster_id: int = -1, unknown_ids: Sequence[int] = (),
-                         reason: str = "") -> int:
-        """Delete a cluster's or the given unknown faces; returns how many."""
+                         reason: str = "", not_a_face: bool = False,
+                         cluster_revision: int = 0) -> int:
+        """Delete a cluster's or the given unknown faces; returns how many.
+
+        ``not_a_face`` keeps their embeddings (no crops) as "not a face" examples: a new face
+        as similar as ``non_face_similarity`` to one is not remembered again
+        (``forget_non_faces`` drops them). ``cluster_revision`` as in ``label_cluster``.
+        """
         reason = validate_label(reason, "the reason", max_length=1024)
         cid = int(cluster_id)
+        rev = validate_id(cluster_revision, "cluster revision")
         if (cid >= 0) == bool(len(unknown_ids)):
             raise MemoryStoreError("give exactly one of: a cluster id (>= 0) or unknown ids")
+        now = self._clock()
         with self._tx() as conn:
             if cid >= 0:
-                ids = self.unknowns.ids_where(conn, "cluster_id = ?", cid)
-                if not ids:
-                    raise NotFoundError(f"unknown cluster {cid} does not exist")
-                self.faces.delete_cluster_negatives(conn, cid)
+                ids = self._cluster_faces(conn, cid, rev)
+                if len(ids) == self.unknowns.cluster_size(conn, cid):
+                    self.faces.delete_cluster_negatives(conn, cid)
             else:
-                ids = validate_ids(unknown_ids, "unknown id")
-                found = self.unknowns.existing(conn, ids)
-                missing = [i for i in ids if i not in found]
-                if missing:
-                    raise NotFoundError(f"unknown face(s) {rules.fmt_ids(missing)} do not "
-                                        "exist")
+                ids = self._existing(conn, validate_ids(unknown_ids, "unknown id"))
+            kept = (self.non_faces.add_from_unknowns(conn, ids, now, reason or "not a face")
+                    if not_a_face else 0)
             self.faces.delete_face_negatives(conn, ids)
             self.unknowns.delete(conn, ids)
-            self._bump(conn, "discarded", [], f"{len(ids)} unknown faces discarded")
+            self._bump(conn, "discarded", [], f"{len(ids)} unknown faces discarded"
+                       + (f", {kept} kept as non-face examples" if kept else ""))
         self._db.erased()
-        LOG.info("discarded %d unknown faces (%s)", len(ids), reason or "no reason given")
+        LOG.info("discarded %d unknown faces (%s)%s", len(ids), reason or "no reason given",
+                 " as non-face examples" if not_a_face else "")
         return len(ids)
+
+    def forget_non_faces(self, embedder: str | None = None) -> int:
+        """Delete the "not a face" examples (of one embedder, or all); returns how many."""
+        emb = None if embedder is None else validate_embedder(embedder)
+        with self._tx() as conn:
+            n = self.non_faces.delete(conn, emb)
+            if n:
+                self._bump(conn, "discarded", [], f"{n} non-face examples forgotten")
+        LOG.info("forgot %d non-face examples", n)
+        return n
+
+    def discard_tracks(self, track_keys: Sequence[str], robot_id: str | None = None) -> int:
+        """Delete the unknown faces of one robot's tracks (a track that turned out to be an
+        enrolled person: its faces are no evidence of a stranger); returns how many."""
+        keys = [validate_label(k, "the track key") for k in track_keys if k]
+        robot = validate_label(self.options.robot_id if robot_id is None else robot_id,
+                               "the robot id")
+        if not keys:
+            return 0
+        with self._tx() as conn:
+            ids = self.unknowns.of_tracks(conn, keys, robot)
+            if ids:
+                self.faces.delete_face_negatives(conn, ids)
+                self.unknowns.delete(conn, ids)
+                self._bump(conn, "discarded", [], f"{len(ids)} unknown faces of tracks that "
+                           "became known discarded")
+        if ids:
+            self._db.erased()
+            LOG.info("discarded %d unknown faces of %d known tracks", len(ids), len(keys))
+        return len(ids)
+
+    def split_cluster(self, unknown_ids: Sequence[int]) -> int:
+        """Move the given faces into a new cluster of their own (kept there by re-clustering);
+        returns its id."""
+        ids = validate_ids(unknown_ids, "unknown id")
+        with self._tx() as conn:
+            self._existing(conn, ids)
+            records = self.unknowns.of_ids(conn, ids, with_crops=False)
+            if any(r.candidate_id >= 0 for r in records):
+                raise ConflictError("a face offered as 'maybe <name>?' is answered with yes "
+                                    "or no, not split")
+            cluster = self.events.next_cluster_id(conn)
+            self.unknowns.pin(conn, ids, cluster, self.events.next_cluster_seq(conn))
+            self._bump(conn, "clustered", [], f"{len(ids)} unknown faces split into cluster "
+                       f"{cluster}")
+        LOG.info("split %d unknown faces into cluster %d", len(ids), cluster)
+        return cluster
+
+    def list_candidates(self, *, with_crops: bool = True) -> list[CandidateFace]:
+        """The faces offered as "maybe <name>?", by person, most similar first."""
+        with self._read() as conn:
+            names = self.persons.ids_and_names(conn)
+            return [CandidateFace(u.unknown_id, u.candidate_id, names.get(u.candidate_id, ""),
+                                  u.candidate_similarity, u.quality, u.first_seen, u.crop)
+                    for u in self.unknowns.candidates(conn, with_crops)]
+
+    def reject_candidates(self, unknown_ids: Sequence[int]) -> int:
+        """"No, not <name>": each face gets a negative link to its candidate person (matching
+        respects it) and becomes an ordinary unknown face; returns how many."""
+        ids = validate_ids(unknown_ids, "unknown id")
+        now = self._clock()
+        with self._tx() as conn:
+            self._existing(conn, ids)
+            records = self.unknowns.of_ids(conn, ids, with_crops=False)
+            stray = [r.unknown_id for r in records if r.candidate_id < 0]
+            if stray:
+                raise ConflictError(f"unknown face(s) {rules.fmt_ids(stray)} are not offered "
+                                    "as anybody")
+            persons = sorted({r.candidate_id for r in records})
+            for pid in persons:
+                self.faces.add_face_negatives(
+                    conn, pid, [r.unknown_id for r in records if r.candidate_id == pid], now)
+            self.unknowns.clear_candidates(conn, ids)
+            self._bump(conn, "not_this_person", persons,
+                       f"{len(ids)} unknown faces are not persons {persons}")
+        LOG.info("%d candidate faces rejected", len(ids))
+        return len(ids)
+
+    def person_thumbnail(self, person_id: int) -> np.ndarray | None:
+        """The best-quality crop of a person's faces (RGB), or None when none is stored."""
+        with self._read() as conn:
+            pid = self.persons.row(conn, person_id).person_id
+            return self.faces.best_crop(conn, pid)
 
     def recluster(self) -> int:
         """Re-cluster all unknowns, keeping cluster ids stable; returns #faces that moved."""
@@ -502,7 +673,7 @@ class RepositoryStore(MemoryStore):
             # Ids handed out meanwhile by add_unknown: shift our fresh ids past them.
             shift = self.events.meta_int(conn, "next_cluster_id") - start_next
             changes = rules.shift_new_clusters(changes, start_next, shift)
-            self.unknowns.set_clusters(conn, changes)
+            self.unknowns.set_clusters(conn, changes, self.events.next_cluster_seq(conn))
             self.events.set_meta(conn, "next_cluster_id", next_id + shift)
             self._bump(conn, "clustered", [], f"{len(changes)} unknown faces re-clustered")
         LOG.info("re-clustered unknowns: %d faces changed cluster", len(changes))
@@ -725,6 +896,8 @@ class RepositoryStore(MemoryStore):
                 writable=self._db.writable,
                 encrypted=self._cipher.enabled,
                 schema_version=self._db.schema_version(conn),
+                num_non_faces=counts["non_faces"],
+                num_candidates=counts["candidates"],
             )
 
     def integrity_check(self) -> str:

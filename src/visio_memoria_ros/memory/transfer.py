@@ -1,8 +1,8 @@
 """Copy a robot's SQLite memory into a PostgreSQL memory (``visio-memoria db migrate``).
 
-Persons, their faces (vectors and crops), negative links, unknown faces, visits and the
-embedders registry are copied with their ids, so a re-run finds them there and adds nothing
-(``ON CONFLICT (id) DO NOTHING``): the copy is safe to repeat after an interruption. Crops are
+Persons, their faces (vectors and crops), negative links, unknown faces, non-face examples,
+visits and the embedders registry are copied with their ids, so a re-run finds them there and
+adds nothing (``ON CONFLICT (id) DO NOTHING``): the copy is safe to repeat. Crops are
 decrypted with the source's key and encrypted with the target's (the same key when both use
 the same parameters). Afterwards every table is checked: each source id is in the target, and
 each copied person has the same name; a target that already holds other people under those
@@ -69,8 +69,10 @@ def copy_memory(source: SQLiteStore, target: PostgresStore,
         embeddings = read("embeddings", "SELECT id, person_id, vector, dim, embedder, quality, "
                           "crop, created, source FROM embeddings ORDER BY id")
         unknowns = read("unknowns", "SELECT id, vector, dim, embedder, quality, crop, "
-                        "first_seen, last_seen, cluster_id, track_key, robot_id FROM unknowns "
-                        "ORDER BY id")
+                        "first_seen, last_seen, cluster_id, track_key, robot_id, cluster_seq, "
+                        "candidate_id, candidate_similarity, pinned FROM unknowns ORDER BY id")
+        non_faces = read("non_faces", "SELECT id, vector, dim, embedder, created, source FROM "
+                         "non_faces ORDER BY id")
         visits = read("visits", "SELECT id, person_id, started, last_seen, ended, location, "
                       "robot_id, activity_counts, dominant_activity FROM visits ORDER BY id")
         negatives = read("negative_links", "SELECT id, person_id, face_id, cluster_id, created "
@@ -96,9 +98,13 @@ def copy_memory(source: SQLiteStore, target: PostgresStore,
          embeddings, lambda r: (r[0], r[1], vector(r[2], r[3]), r[3], r[4], r[5], crop(r[6]),
                                 r[7], r[8])),
         ("unknowns", "INSERT INTO unknowns (id, vector, dim, embedder, quality, crop, "
-         "first_seen, last_seen, cluster_id, track_key, robot_id) "
-         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+         "first_seen, last_seen, cluster_id, track_key, robot_id, cluster_seq, candidate_id, "
+         "candidate_similarity, pinned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+         "ON CONFLICT (id) DO NOTHING",
          unknowns, lambda r: (r[0], vector(r[1], r[2]), r[2], r[3], r[4], crop(r[5]), *r[6:])),
+        ("non_faces", "INSERT INTO non_faces (id, vector, dim, embedder, created, source) "
+         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+         non_faces, lambda r: (r[0], vector(r[1], r[2]), *r[2:])),
         ("visits", "INSERT INTO visits (id, person_id, started, last_seen, ended, location, "
          "robot_id, activity_counts, dominant_activity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
          "ON CONFLICT DO NOTHING", visits, tuple),
@@ -126,10 +132,10 @@ def copy_memory(source: SQLiteStore, target: PostgresStore,
                     progress(table, len(batch))
             written[table] = n
         # Identity columns and counters continue after the copied ids.
-        for table in ("persons", "visits", "negative_links"):
+        for table in ("persons", "visits", "negative_links", "non_faces"):
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                          f"GREATEST((SELECT COALESCE(MAX(id), 0) FROM {table}), 1))")
-        for key in ("next_face_id", "next_cluster_id"):
+        for key in ("next_face_id", "next_cluster_id", "cluster_seq"):
             mine = target.events.meta_int(conn, key)
             target.events.set_meta(conn, key, max(mine, int(meta.get(key, 0))))
         if any(written.values()):

@@ -13,6 +13,7 @@ from .base import Blobs, in_marks
 from .events import EventRepository
 from .faces import FaceRepository
 from .gallery import GalleryRepository
+from .nonfaces import NonFaceRepository
 from .persons import PersonRepository
 from .reembed import ReembedRepository
 from .retention import RetentionRepository
@@ -24,6 +25,7 @@ __all__ = [
     "EventRepository",
     "FaceRepository",
     "GalleryRepository",
+    "NonFaceRepository",
     "PersonRepository",
     "ReembedRepository",
     "RetentionRepository",

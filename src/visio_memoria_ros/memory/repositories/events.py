@@ -40,6 +40,12 @@ class EventRepository(Repository):
         self.set_meta(conn, "next_cluster_id", cid + 1)
         return cid
 
+    def next_cluster_seq(self, conn: Conn) -> int:
+        """The sequence number of the next change of unknown faces' clusters (from 1)."""
+        seq = self.meta_int(conn, "cluster_seq") + 1
+        self.set_meta(conn, "cluster_seq", seq)
+        return seq
+
     def revision(self, conn: Conn) -> int:
         """The gallery revision."""
         return self.meta_int(conn, "revision")

@@ -57,6 +57,12 @@ class FaceRepository(Repository):
                                 r[3], float(r[4]), float(r[5]), r[6], self.blobs.uncrop(r[7]))
                 for r in rows]
 
+    def best_crop(self, conn: Conn, person_id: int) -> np.ndarray | None:
+        """The crop of the person's best-quality face that has one, or None."""
+        row = conn.execute("SELECT crop FROM embeddings WHERE person_id = ? AND crop IS NOT NULL "
+                           "ORDER BY quality DESC, id DESC LIMIT 1", (person_id,)).fetchone()
+        return None if row is None else self.blobs.uncrop(row[0])
+
     def ids_of(self, conn: Conn, person_id: int) -> list[int]:
         """A person's face ids."""
         return [int(r[0]) for r in conn.execute(

@@ -22,6 +22,12 @@ class PersonRepository(Repository):
             raise NotFoundError(f"person {pid} does not exist")
         return PersonRow(int(r[0]), str(r[1]), float(r[2]), bool(r[3]))
 
+    def find(self, conn: Conn, person_id: int) -> PersonRow | None:
+        """One person's columns, or None when absent."""
+        r = conn.execute("SELECT id, name, created, never_remember FROM persons WHERE id = ?",
+                         (int(person_id),)).fetchone()
+        return None if r is None else PersonRow(int(r[0]), str(r[1]), float(r[2]), bool(r[3]))
+
     def record(self, conn: Conn, person: PersonRow) -> PersonRecord:
         """A person with face and visit counts and first/last seen."""
         pid = person.person_id

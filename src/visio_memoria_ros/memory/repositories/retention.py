@@ -21,4 +21,6 @@ class RetentionRepository(Repository):
             "clusters": count("SELECT COUNT(DISTINCT cluster_id) FROM unknowns "
                               "WHERE cluster_id >= 0"),
             "visits": count("SELECT COUNT(*) FROM visits"),
+            "non_faces": count("SELECT COUNT(*) FROM non_faces"),
+            "candidates": count("SELECT COUNT(*) FROM unknowns WHERE candidate_id >= 0"),
         }
