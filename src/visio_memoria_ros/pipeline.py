@@ -196,7 +196,8 @@ class Pipeline:
         """Build from detector_node (and embedding_node) parameters; no embedder without them.
 
         ``face_embedder`` overrides the embedding parameter of that name. For a video the
-        embed policy comes from the embedding parameters, as in embedding_node.
+        embed policy comes from the embedding parameters, as in embedding_node. ``warmup``
+        (off: a command's first image pays the first call either way) warms the models.
         """
         perceiver = Perceiver(perceiver_config(detector_params, persons=persons, warmup=warmup))
         stage = None
@@ -205,7 +206,8 @@ class Pipeline:
             kind = face_embedder or str(params.get("face_embedder", "dlib"))
             policy = build_embed_policy(**params)
             stage = EmbedStage(
-                face=build_face_embedder(kind, **params), policy=None if still else policy,
+                face=build_face_embedder(kind, **{**params, "warmup": warmup}),
+                policy=None if still else policy,
                 max_faces_per_frame=int(params.get("max_faces_per_frame", 16)),
             )
         pipe = cls(perceiver, stage, still=still, pad_retry=pad_retry)

@@ -120,7 +120,7 @@ def build_dlib_cpp(**params: Any) -> FaceEmbedder:
 
 def build_dlib_torch(**params: Any) -> FaceEmbedder:
     """dlib's ResNet in PyTorch on ``device`` at ``precision``, ``torch_num_threads`` threads,
-    at most ``max_batch`` chips per forward pass.
+    at most ``max_batch`` chips per forward pass; ``warmup`` (default on) runs it once now.
 
     Only the jitter-free descriptor is ported: ``dlib_num_jitters`` > 0 raises ValueError.
     """
@@ -139,6 +139,7 @@ def build_dlib_torch(**params: Any) -> FaceEmbedder:
         precision=str(params.get("precision", "fp32") or "fp32"),
         num_threads=int(params.get("torch_num_threads", 0)),
         max_batch=int(params.get("max_batch", 16)),
+        warmup=bool(params.get("warmup", True)),
     )
 
 

@@ -1,0 +1,246 @@
+"""The whole node graph as a user starts it: ``ros2 launch``, a 30 Hz camera, frames/s and memory.
+
+``ros2 launch visio_memoria bringup.launch.py params_file:=... [single_process:=true]`` starts
+all seven nodes (camera, detector, embedding, identity, memory, activity, overlay) with the
+shipped parameters; only camera_node's ``source`` (a clip of ``street.mp4`` downscaled to
+``--size``, looped, ``rate`` 30 Hz) and memory_node's ``data_dir`` (a temporary folder) are
+set, in sections after the shipped ones. This process subscribes to ``image_raw``,
+``detections``, ``perception`` and ``identities`` (the end of the chain) and records:
+
+* ``first_output_s``: seconds from ``ros2 launch`` to the first ``identities`` message, and
+  ``first_frame_to_output_s``: from the first camera image seen to it;
+* ``fps``: ``identities`` messages per second over ``--seconds`` once the graph runs (after
+  ``--settle`` seconds), beside the camera's own rate; ``faces_per_frame``: mean faces per
+  identities message (street.mp4 shows 4-6 faces of 12-40 px at 640 px wide);
+* ``rss_mb``: the peak over the window of the summed resident memory of every process of the
+  launch (the ``ros2 launch`` process itself excluded), and ``pss_mb``, the same with shared
+  pages split between the processes (what the machine really gives them; Linux only), with
+  the per-process peaks.
+
+Configurations (each a separate launch, one after the other, in one run):
+
+* ``processes``: one process per node, the shipped parameters;
+* ``one_process``: ``single_process:=true``, the shipped parameters;
+* ``processes_full_every_frame``: ``processes`` with detector_node ``full_detect_interval: 1``
+  (a full-frame MTCNN pass on every frame: the detection of the earlier releases), shown beside
+  the defaults for comparison.
+
+    python bench/bench_graph.py --out bench/results/bench_graph.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import psutil
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from visio_memoria_ros.nodes.processes import node_env  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "eval"
+CONFIGS: dict[str, dict[str, Any]] = {
+    "processes": {"single_process": False, "detector": {}},
+    "one_process": {"single_process": True, "detector": {}},
+    "processes_full_every_frame": {"single_process": False,
+                                   "detector": {"full_detect_interval": 1}},
+}
+
+
+def make_clip(video: Path, size: tuple[int, int], out: Path) -> Path:
+    """The video resized to ``size`` (MJPG AVI, every frame)."""
+    cap = cv2.VideoCapture(str(video))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        writer.write(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA))
+    cap.release()
+    writer.release()
+    return out
+
+
+def params_file(work: Path, clip: Path, detector: dict[str, Any]) -> Path:
+    """The shipped YAML plus sections for the camera source, the memory folder and ``detector``."""
+    shipped = (REPO / "config" / "visio_memoria.yaml").read_text(encoding="utf-8")
+    extra = {
+        "/**/camera_node": {"ros__parameters": {"source": str(clip), "rate": 30.0,
+                                                "loop": True}},
+        "/**/memory_node": {"ros__parameters": {"data_dir": str(work / "memory")}},
+    }
+    if detector:
+        extra["/**/detector_node"] = {"ros__parameters": detector}
+    path = work / "params.yaml"
+    path.write_text(shipped + "\n" + yaml.safe_dump(extra), encoding="utf-8")
+    return path
+
+
+def tree_memory(root: psutil.Process) -> dict[str, dict[str, float]]:
+    """RSS and PSS [MB] of every descendant of ``root`` (not root itself), by name and pid."""
+    out: dict[str, dict[str, float]] = {}
+    for proc in root.children(recursive=True):
+        try:
+            name = " ".join(proc.cmdline()[:1] + [a for a in proc.cmdline()[1:3]
+                                                   if a.startswith("--nodes")])
+            info = proc.memory_full_info()
+            out[f"{Path(name.split()[0]).name}[{proc.pid}]"] = {
+                "rss_mb": info.rss / 2**20, "pss_mb": getattr(info, "pss", info.rss) / 2**20}
+        except (psutil.NoSuchProcess, psutil.AccessDenied, IndexError):
+            continue
+    return out
+
+
+def run_config(name: str, config: dict[str, Any], clip: Path, args: argparse.Namespace,
+               root: Path) -> dict[str, Any]:
+    """One launch: wait for output, measure, stop; return the figures."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+    from visio_memoria.msg import IdentityArray, Perception
+
+    from visio_memoria_ros.nodes.common import RELIABLE_QOS, SENSOR_QOS
+
+    work = root / name
+    work.mkdir()
+    env = node_env({"HOME": str(work / "home")})
+    cmd = ["ros2", "launch", "visio_memoria", "bringup.launch.py",
+           f"params_file:={params_file(work, clip, config['detector'])}",
+           f"single_process:={'true' if config['single_process'] else 'false'}"]
+    context = Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("bench_graph", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    events: dict[str, list[tuple[float, int]]] = {"image_raw": [], "detections": [],
+                                                   "perception": [], "identities": []}
+
+    def recorder(topic: str, count: Any) -> Any:
+        return lambda msg: events[topic].append((time.monotonic(), count(msg)))
+
+    node.create_subscription(Image, "image_raw", recorder("image_raw", lambda m: 0), SENSOR_QOS)
+    node.create_subscription(Perception, "detections",
+                             recorder("detections", lambda m: len(m.faces)), RELIABLE_QOS)
+    node.create_subscription(Perception, "perception",
+                             recorder("perception", lambda m: len(m.faces)), RELIABLE_QOS)
+    node.create_subscription(IdentityArray, "identities",
+                             recorder("identities", lambda m: len(m.identities)), RELIABLE_QOS)
+    log = (work / "launch.log").open("wb")
+    t_start = time.monotonic()
+    launch = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                              start_new_session=True)
+    result: dict[str, Any] = {"config": name, "single_process": config["single_process"],
+                              "detector": config["detector"]}
+    try:
+        deadline = t_start + args.start_timeout
+        while not events["identities"] and time.monotonic() < deadline:
+            if launch.poll() is not None:
+                raise RuntimeError(f"ros2 launch exited {launch.returncode}; see {log.name}")
+            executor.spin_once(timeout_sec=0.05)
+        if not events["identities"]:
+            raise RuntimeError(f"no identities within {args.start_timeout} s")
+        result["first_output_s"] = events["identities"][0][0] - t_start
+        result["first_frame_to_output_s"] = (events["identities"][0][0]
+                                             - events["image_raw"][0][0]
+                                             if events["image_raw"] else None)
+        settle_end = time.monotonic() + args.settle
+        while time.monotonic() < settle_end:
+            executor.spin_once(timeout_sec=0.05)
+        w0 = time.monotonic()
+        counts0 = {k: len(v) for k, v in events.items()}
+        peak: dict[str, Any] = {"rss_mb": 0.0, "pss_mb": 0.0, "processes": {}}
+        parent = psutil.Process(launch.pid)
+        next_sample = w0
+        while time.monotonic() < w0 + args.seconds:
+            if time.monotonic() >= next_sample:
+                mem = tree_memory(parent)
+                rss = sum(m["rss_mb"] for m in mem.values())
+                if rss > peak["rss_mb"]:
+                    peak = {"rss_mb": rss, "pss_mb": sum(m["pss_mb"] for m in mem.values()),
+                            "processes": {k: round(v["rss_mb"]) for k, v in mem.items()}}
+                next_sample = time.monotonic() + 2.0
+            executor.spin_once(timeout_sec=0.02)
+        span = time.monotonic() - w0
+        window = {k: v[counts0[k]:] for k, v in events.items()}
+        result.update(
+            seconds=round(span, 1),
+            camera_fps=round(len(window["image_raw"]) / span, 2),
+            detections_fps=round(len(window["detections"]) / span, 2),
+            perception_fps=round(len(window["perception"]) / span, 2),
+            fps=round(len(window["identities"]) / span, 2),
+            faces_per_frame=round(sum(c for _, c in window["identities"])
+                                  / max(1, len(window["identities"])), 2),
+            processes=len(peak["processes"]),
+            rss_mb=round(peak["rss_mb"]), pss_mb=round(peak["pss_mb"]),
+            rss_by_process=peak["processes"],
+        )
+    finally:
+        try:
+            os.killpg(launch.pid, signal.SIGINT)
+            launch.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(launch.pid, signal.SIGKILL)
+        log.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        subprocess.run(["ros2", "daemon", "stop"], env=env, capture_output=True, check=False,
+                       timeout=60)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the configurations and write the JSON report."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--video", type=Path, default=SHARED / "video" / "street.mp4")
+    parser.add_argument("--size", default="640x360", help="camera frames WxH (default 640x360)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measurement window")
+    parser.add_argument("--settle", type=float, default=10.0,
+                        help="seconds after the first output before measuring")
+    parser.add_argument("--start-timeout", type=float, default=300.0)
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--out", type=Path,
+                        default=REPO / "bench" / "results" / "bench_graph.json")
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    report: dict[str, Any] = {"bench": "graph", "host": platform.node(), "cpus": os.cpu_count(),
+                              "load_avg_start": os.getloadavg(), "size": args.size,
+                              "results": []}
+    with tempfile.TemporaryDirectory(prefix="bench_graph_") as tmp:
+        root = Path(tmp)
+        clip = make_clip(args.video, (width, height), root / "street.avi")
+        for name in args.configs.split(","):
+            r = run_config(name, CONFIGS[name], clip, args, root)
+            report["results"].append(r)
+            print(f"{name}: {r['fps']} frames/s end to end (camera {r['camera_fps']}, "
+                  f"detections {r['detections_fps']}), {r['faces_per_frame']} faces/frame, "
+                  f"first output {r['first_output_s']:.1f} s after launch "
+                  f"({r['first_frame_to_output_s'] or float('nan'):.1f} s after the first "
+                  f"frame), {r['processes']} processes: RSS {r['rss_mb']} MB, "
+                  f"PSS {r['pss_mb']} MB", flush=True)
+    report["load_avg_end"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
