@@ -26,7 +26,8 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-ORDER = ("perception", "embedding", "faiss", "clustering", "identity", "pipeline", "greeting")
+ORDER = ("perception", "embedding", "faiss", "clustering", "identity", "pipeline", "greeting",
+         "cli", "graph")
 
 
 def commands(args: argparse.Namespace, out: Path) -> dict[str, list[str]]:
@@ -49,6 +50,9 @@ def commands(args: argparse.Namespace, out: Path) -> dict[str, list[str]]:
             "--ours", "ours_fast"] if quick else []),
         "greeting": ["bench_greeting.py"]
         + (["--trials", "3", "--profiles", "fast"] if quick else []),
+        "cli": ["bench_cli.py", "--repeats", "1" if quick else "3"],
+        "graph": ["bench_graph.py"]
+        + (["--seconds", "10", "--settle", "5", "--configs", "processes"] if quick else []),
     }
     return {k: [sys.executable, str(BENCH / v[0]), *v[1:], "--out", str(out / f"bench_{k}.json")]
             for k, v in cmds.items()}
@@ -268,6 +272,17 @@ def headline(name: str, doc: dict[str, Any] | None) -> list[str]:
             lines.append(f"{m}: {s['correct_last']}/{s['labelled']} group-photo faces named "
                          f"correctly (last frame), {len(s['differs_from_hog_last'])} differ "
                          "from the peer")
+    elif name == "cli":
+        for scene, methods in doc["scenes"].items():
+            for m, r in methods.items():
+                lines.append(f"{scene} {m}: {r['wall_s']:.1f} s wall ({r['cpu_s']:.1f} s cpu), "
+                             f"{r['peak_rss_mb']:.0f} MB, {r['frames']} frames, "
+                             f"{r['faces_found']} faces found, {r['faces_named']} named")
+    elif name == "graph":
+        for r in doc["results"]:
+            lines.append(f"{r['config']}: {r['fps']} frames/s end to end, first output "
+                         f"{r['first_output_s']:.1f} s after launch, {r['processes']} processes "
+                         f"{r['rss_mb']} MB RSS ({r['pss_mb']} MB PSS)")
     elif name == "greeting":
         for r in doc["results"]:
             med, p90 = r["latency_median_s"], r["latency_p90_s"]
