@@ -13,6 +13,7 @@ import pytest
 from visio_memoria_ros.memory import (
     PENDING,
     ClusterParams,
+    NotAFaceError,
     SQLiteStore,
     StoreOptions,
 )
@@ -115,6 +116,58 @@ def test_reject_cluster(store: SQLiteStore, reason: str) -> None:
     assert_sentence(actions.reject_cluster(store, cid, reason), True, "3 faces deleted", reason)
     assert [c.cluster_id for c in store.list_clusters()] == [keep]
     assert_sentence(actions.reject_cluster(store, cid, reason), False, "does not exist")
+    # "not a face" teaches: a face like them is not remembered again, until forgotten.
+    examples = 3 if reason == actions.NOT_A_FACE else 0
+    assert store.stats().num_non_faces == examples
+    if examples:
+        with pytest.raises(NotAFaceError):
+            store.add_unknown(face(1, 50), EMB)
+        assert_sentence(actions.forget_non_faces(store), True, "3 'not a face' examples")
+    assert store.add_unknown(face(1, 50), EMB).unknown_id > 0
+
+
+def test_cluster_actions_name_the_faces_shown(store: SQLiteStore) -> None:
+    cid, _ = add_cluster(store, 1)
+    shown = store.list_clusters()[0]
+    late = store.add_unknown(face(1, 9), EMB, crop=crop(9)).unknown_id  # after the page drew
+    assert store.get_unknown(late).cluster_id == cid
+    assert_sentence(actions.name_cluster(store, cid, "Amy", shown.revision), True, "3 faces")
+    assert store.get_unknown(late).cluster_id == cid  # still unknown
+    assert_sentence(actions.reject_cluster(store, cid, "don't remember", shown.revision), False,
+                    "does not exist")
+
+
+def test_split_a_cluster_and_give_faces_to_a_person(store: SQLiteStore) -> None:
+    cid, ids = add_cluster(store, 1, n=4)
+    assert_sentence(actions.split_to_new_cluster(store, []), False, "tick the faces")
+    assert_sentence(actions.split_to_new_cluster(store, ids[:2]), True, "2 faces",
+                    "new cluster")
+    new = store.get_unknown(ids[0]).cluster_id
+    assert new != cid and store.get_unknown(ids[1]).cluster_id == new
+    assert store.get_unknown(ids[2]).cluster_id == cid
+    amy = store.create_person("Amy")
+    assert_sentence(actions.give_faces_to_person(store, ids[2:3], None), False, "choose")
+    assert_sentence(actions.give_faces_to_person(store, ids[2:3], amy.person_id), True,
+                    "1 face added to Amy")
+    assert [e.embedding_id for e in store.list_embeddings(amy.person_id)] == [ids[2]]
+    assert_sentence(actions.give_faces_to_person(store, ids[2:3], amy.person_id), False,
+                    "does not exist")
+
+
+def test_maybe_faces_confirm_or_reject(store: SQLiteStore) -> None:
+    amy = store.create_person("Amy")
+    store.add_embedding(amy.person_id, face(1, 0), EMB)
+    maybe = [store.add_unknown(face(1, i), EMB, crop=crop(i), candidate_id=amy.person_id,
+                               candidate_similarity=0.9).unknown_id for i in (1, 2)]
+    assert_sentence(actions.confirm_candidates(store, maybe[:1], amy.person_id), True,
+                    "1 face added to Amy")
+    assert_sentence(actions.reject_candidates(store, maybe[1:], "Amy"), True,
+                    "not be taken for Amy")
+    assert store.list_candidates() == []
+    assert [n.face_id for n in store.gallery(EMB).negatives] == maybe[1:]
+    assert_sentence(actions.reject_candidates(store, [], "Amy"), False, "tick the faces")
+    assert actions.face_caption(12, 0.8712) == "face 12 · q 0.87"
+    assert actions.candidate_caption(0.9321) == "similarity 0.93"
 
 
 def test_reject_needs_a_known_reason(store: SQLiteStore) -> None:

@@ -187,3 +187,101 @@ def test_label_a_cluster_through_the_page(tmp_path: Path) -> None:
         assert sorted(e.embedding_id for e in store.list_embeddings(person.person_id)
                       ) == sorted(face_ids)
         assert store.list_clusters() == [] and store.list_unknowns() == []
+
+
+def tick(page, label: str) -> None:
+    """Tick the check box whose label starts with ``label`` (clicking its label, as a user)."""
+    box = page.get_by_role("checkbox", name=label)
+    page.locator("label").filter(has=box).click()
+    from playwright.sync_api import expect
+
+    expect(box).to_be_checked()
+
+
+def expand(page, title: str) -> None:
+    """Open the expander ``title`` unless it is open already (it stays open across runs)."""
+    details = page.locator("details").filter(has=page.locator("summary", has_text=title))
+    if not details.evaluate("el => el.open"):
+        details.locator("summary").click()
+    page.wait_for_function("el => el.open", arg=details.element_handle())
+
+
+def make_people_store(path: Path) -> tuple[int, list[int], int, int]:
+    """A store with a person (Amy: a face picture and a visit), a cluster of 4 unknown faces
+    and one face offered as "maybe Amy?": (cluster id, its face ids, Amy's id, the maybe id)."""
+    rng = np.random.default_rng(11)
+    centre = unit(rng.normal(size=32))
+    with SQLiteStore(path, StoreOptions()) as store:
+        amy = store.create_person("Amy").person_id
+        picture = np.zeros((32, 32, 3), np.uint8)
+        picture[4:28, 4:28] = (250, 200, 40)
+        store.add_embedding(amy, unit(rng.normal(size=32)), "synth", crop=picture, quality=0.9)
+        store.open_or_extend_visit(amy, time.time() - 60, location="hall")
+        ids = []
+        for i in range(4):
+            img = np.full((32, 32, 3), 40 * i, np.uint8)
+            ids.append(store.add_unknown(unit(centre + 0.05 * rng.normal(size=32)), "synth",
+                                         crop=img, quality=0.2 * i).unknown_id)
+        maybe = store.add_unknown(unit(rng.normal(size=32)), "synth", crop=picture,
+                                  candidate_id=amy, candidate_similarity=0.93).unknown_id
+        clusters = store.list_clusters()
+        assert [c.size for c in clusters] == [4], clusters
+        return clusters[0].cluster_id, ids, amy, maybe
+
+
+def test_split_a_cluster_and_see_faces_of_people(tmp_path: Path) -> None:
+    chromium = chromium_path()
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    db = tmp_path / "mem" / "memory.db"
+    cluster_id, ids, amy, maybe = make_people_store(db)
+
+    with serve(db, tmp_path) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=chromium, headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1200})
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.goto(url)
+            page.get_by_label("Password", exact=True).fill(PASSWORD)
+            page.get_by_role("button", name="Enter").click()
+
+            # The face offered as "maybe Amy?" waits for a yes or no, apart from the cluster.
+            expect(page.get_by_text("Maybe Amy?")).to_be_visible()
+            expect(page.get_by_text(f"face {maybe} · similarity 0.93")).to_be_visible()
+
+            # Split: tick the two best faces, move them to a cluster of their own.
+            expect(page.get_by_text(f"Cluster {cluster_id}", exact=True)).to_be_visible()
+            expand(page, f"Split cluster {cluster_id}")
+            best = ids[:1:-1]  # the two best pictures (qualities rise with the id)
+            for face_id in best:
+                tick(page, f"face {face_id} · q")
+            page.get_by_role("button", name="Move to a new cluster").click()
+            expect(page.get_by_text("2 faces moved to the new cluster")).to_be_visible()
+
+            # The rest of the cluster goes to Amy, from the split form, face by face.
+            expand(page, f"Split cluster {cluster_id}")
+            tick(page, f"face {ids[0]} · q")
+            page.get_by_label(f"Person for the faces ticked in cluster {cluster_id}").click()
+            page.get_by_role("option", name="Amy (#").click()
+            page.get_by_role("button", name="Give to the person").first.click()
+            expect(page.get_by_text("1 face added to Amy.")).to_be_visible()
+
+            # People: a face thumbnail for every person; the visits show faces too.
+            page.get_by_role("tab", name="People").click()
+            expect(page.get_by_role("img", name="Amy")).to_have_count(1)
+            page.get_by_role("tab", name="Recent visits").click()
+            expect(page.get_by_role("img", name="Amy").last).to_be_visible()
+            expect(page.get_by_text("Traceback")).to_have_count(0)
+        finally:
+            browser.close()
+
+    with SQLiteStore(db, StoreOptions(read_only=True)) as store:
+        new = {store.get_unknown(i).cluster_id for i in best}
+        assert len(new) == 1 and new != {cluster_id}
+        assert [e.embedding_id for e in store.list_embeddings(amy)][1:] == [ids[0]]
+        left = [i for i in ids if i not in best and i != ids[0]]
+        assert {store.get_unknown(i).cluster_id for i in left} == {cluster_id}
+        assert [c.unknown_id for c in store.list_candidates()] == [maybe]

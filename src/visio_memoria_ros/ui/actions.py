@@ -8,6 +8,7 @@ stack trace never reaches the page.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -15,12 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
+import cv2
+import numpy as np
+
 from ..memory import STORE_ERRORS, MemoryStore, MemoryStoreError, PersonRecord, VisitRecord
 
 LOG = logging.getLogger(__name__)
 
 #: Why a cluster may be rejected; the reason is passed to ``discard_unknowns``.
-REJECT_REASONS: tuple[str, ...] = ("not a face", "don't remember")
+NOT_A_FACE = "not a face"
+REJECT_REASONS: tuple[str, ...] = (NOT_A_FACE, "don't remember")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 #: Shortest bar of the visit timeline [h], so that a brief visit stays visible on a 24 h axis.
 MIN_BAR_HOURS = 10.0 / 60.0
@@ -58,13 +63,17 @@ def _faces(n: int) -> str:
 
 
 # -- unknown clusters ----------------------------------------------------------------------
-def name_cluster(store: MemoryStore, cluster_id: int, name: str) -> Outcome:
-    """Give a cluster to the person called ``name`` (created when nobody has that name)."""
+# Every action names exactly the faces the visitor was shown: the cluster at the revision the
+# page listed (faces that joined later stay unknown), or the face ids that were ticked.
+def name_cluster(store: MemoryStore, cluster_id: int, name: str, revision: int = 0) -> Outcome:
+    """Give a cluster (as listed at ``revision``) to the person called ``name`` (created when
+    nobody has that name)."""
 
     def act() -> str:
         if not name or not name.strip():
             raise_refusal("type a name for these faces first")
-        res = store.label(cluster_id=int(cluster_id), name=name)
+        res = store.label(cluster_id=int(cluster_id), name=name,
+                          cluster_revision=int(revision))
         if res.created:
             return f"New person {res.name} remembered with {_faces(res.num_embeddings)}."
         return f"{_faces(res.num_embeddings).capitalize()} added to {res.name}."
@@ -72,27 +81,96 @@ def name_cluster(store: MemoryStore, cluster_id: int, name: str) -> Outcome:
     return run_action(act)
 
 
-def add_cluster_to_person(store: MemoryStore, cluster_id: int, person_id: int | None
-                          ) -> Outcome:
-    """Give a cluster's faces to an existing person (merge the cluster into them)."""
+def add_cluster_to_person(store: MemoryStore, cluster_id: int, person_id: int | None,
+                          revision: int = 0) -> Outcome:
+    """Give a cluster's faces (as listed at ``revision``) to an existing person."""
 
     def act() -> str:
         if person_id is None:
             raise_refusal("choose the person these faces belong to first")
-        res = store.label(cluster_id=int(cluster_id), person_id=int(person_id))
+        res = store.label(cluster_id=int(cluster_id), person_id=int(person_id),
+                          cluster_revision=int(revision))
         return f"{_faces(res.num_embeddings).capitalize()} added to {res.name}."
 
     return run_action(act)
 
 
-def reject_cluster(store: MemoryStore, cluster_id: int, reason: str) -> Outcome:
-    """Delete a cluster's faces, recording why ("not a face" or "don't remember")."""
+def reject_cluster(store: MemoryStore, cluster_id: int, reason: str, revision: int = 0
+                   ) -> Outcome:
+    """Delete a cluster's faces (as listed), recording why. "not a face" also keeps their
+    embeddings as examples, so faces like them are not remembered again."""
 
     def act() -> str:
         if reason not in REJECT_REASONS:
             raise_refusal(f"the reason must be one of: {', '.join(REJECT_REASONS)}")
-        n = store.discard_unknowns(cluster_id=int(cluster_id), reason=reason)
-        return f"{_faces(n).capitalize()} deleted ({reason})."
+        n = store.discard_unknowns(cluster_id=int(cluster_id), reason=reason,
+                                   not_a_face=reason == NOT_A_FACE,
+                                   cluster_revision=int(revision))
+        return f"{_faces(n).capitalize()} deleted ({reason})" + (
+            "; faces like them will not be remembered again." if reason == NOT_A_FACE else ".")
+
+    return run_action(act)
+
+
+def split_to_new_cluster(store: MemoryStore, unknown_ids: Sequence[int]) -> Outcome:
+    """Move the ticked faces of a cluster into a cluster of their own."""
+
+    def act() -> str:
+        if not unknown_ids:
+            raise_refusal("tick the faces to move first")
+        cid = store.split_cluster([int(i) for i in unknown_ids])
+        return f"{_faces(len(unknown_ids)).capitalize()} moved to the new cluster {cid}."
+
+    return run_action(act)
+
+
+def give_faces_to_person(store: MemoryStore, unknown_ids: Sequence[int],
+                         person_id: int | None) -> Outcome:
+    """Give exactly the ticked faces to an existing person."""
+
+    def act() -> str:
+        if not unknown_ids:
+            raise_refusal("tick the faces to move first")
+        if person_id is None:
+            raise_refusal("choose the person these faces belong to first")
+        res = store.label(unknown_ids=[int(i) for i in unknown_ids], person_id=int(person_id))
+        return f"{_faces(res.num_embeddings).capitalize()} added to {res.name}."
+
+    return run_action(act)
+
+
+def confirm_candidates(store: MemoryStore, unknown_ids: Sequence[int], person_id: int
+                       ) -> Outcome:
+    """"Yes, it is <name>": the faces go to that person."""
+
+    def act() -> str:
+        if not unknown_ids:
+            raise_refusal("tick the faces first")
+        res = store.label(unknown_ids=[int(i) for i in unknown_ids], person_id=int(person_id))
+        return f"{_faces(res.num_embeddings).capitalize()} added to {res.name}."
+
+    return run_action(act)
+
+
+def reject_candidates(store: MemoryStore, unknown_ids: Sequence[int], name: str) -> Outcome:
+    """"No, not <name>": negative links; the faces join the unknown faces of strangers."""
+
+    def act() -> str:
+        if not unknown_ids:
+            raise_refusal("tick the faces first")
+        n = store.reject_candidates([int(i) for i in unknown_ids])
+        return (f"{_faces(n).capitalize()} will not be taken for {name} again; they wait "
+                "with the unknown faces.")
+
+    return run_action(act)
+
+
+def forget_non_faces(store: MemoryStore) -> Outcome:
+    """Forget every "not a face" example: faces like them may be remembered again."""
+
+    def act() -> str:
+        n = store.forget_non_faces()
+        return f"{n} 'not a face' example{'' if n == 1 else 's'} forgotten."
 
     return run_action(act)
 
@@ -173,6 +251,24 @@ def cluster_caption(size: int, first_seen: float, last_seen: float) -> str:
     """Return the one-line description of an unknown cluster."""
     return (f"{_faces(size)} · first seen {format_time(first_seen)} · "
             f"last seen {format_time(last_seen)}")
+
+
+def data_url(rgb: np.ndarray) -> str:
+    """An RGB picture as a ``data:image/png;base64,...`` URL (for an HTML <img>)."""
+    ok, png = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("the picture could not be encoded")
+    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii")
+
+
+def face_caption(unknown_id: int, quality: float) -> str:
+    """How one face is named under its picture: id and quality."""
+    return f"face {unknown_id} · q {quality:.2f}"
+
+
+def candidate_caption(similarity: float) -> str:
+    """How a "maybe <name>?" face is captioned: its similarity to that person."""
+    return f"similarity {similarity:.2f}"
 
 
 def person_label(person: PersonRecord) -> str:
