@@ -19,7 +19,7 @@ import yaml
 
 from visio_memoria_ros.cli import main, recommend_thresholds, write_thresholds_yaml
 from visio_memoria_ros.core.face_crop import CANONICAL_SIZE
-from visio_memoria_ros.memory import SQLiteStore
+from visio_memoria_ros.memory import NotAFaceError, SQLiteStore
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config" / "visio_memoria.yaml"
@@ -195,6 +195,22 @@ def test_db_rename_merge_forget(capsys: pytest.CaptureFixture[str], db: Path) ->
     assert code == 0 and "forgot person 1 (Ada)" in out
     with SQLiteStore(db) as store:
         assert [p.name for p in store.list_persons()] == ["Wil"]
+
+
+def test_db_forget_non_faces(capsys: pytest.CaptureFixture[str], db: Path) -> None:
+    with SQLiteStore(db) as store:
+        v = np.zeros(8, np.float32)
+        v[3] = 1.0
+        u = store.add_unknown(v, FAKE)
+        store.discard_unknowns(unknown_ids=[u.unknown_id], not_a_face=True)
+        with pytest.raises(NotAFaceError):
+            store.add_unknown(v, FAKE)
+    code, out, _ = run(capsys, "--db", str(db), "db", "forget-non-faces", "--embedder", "x")
+    assert code == 0 and "forgot 0 'not a face' examples" in out
+    code, out, _ = run(capsys, "--db", str(db), "db", "forget-non-faces")
+    assert code == 0 and "forgot 1 'not a face' example" in out
+    with SQLiteStore(db) as store:
+        assert store.add_unknown(v, FAKE).unknown_id > u.unknown_id
 
 
 def test_db_refusals(capsys: pytest.CaptureFixture[str], db: Path, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ Commands (``visio-memoria <command> --help`` for each)::
     identify INPUT... [--every N] [--json] name / status of every face against the memory
     eval identify GALLERY_DIR [PROBE_DIR]  open-set identification accuracy on folder data
     eval pairs PAIRS.csv --images DIR      verification accuracy, best threshold, ROC AUC
-    db list | rename | merge | forget | export | reembed | migrate
+    db list | rename | merge | forget | forget-non-faces | export | reembed | migrate
     train-activity DIR [--out PATH]        train the activity head on DINOv3 scene features
     export WHAT --out DIR [--tensorrt]     ONNX (TensorRT) of face-embedder, dinov3, yolo-*
 
@@ -1037,6 +1037,14 @@ def cmd_db_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_forget_non_faces(args: argparse.Namespace) -> int:
+    """Delete the 'not a face' examples (faces like them may be remembered again)."""
+    with _open_store(args, read_only=False) as store:
+        n = store.forget_non_faces(args.embedder or None)
+    print(f"forgot {n} 'not a face' example{'' if n == 1 else 's'}")
+    return 0
+
+
 def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
@@ -1437,6 +1445,11 @@ def build_parser() -> argparse.ArgumentParser:
             "visits)", json_flag=False)
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p = add(db_sub, "forget-non-faces", cmd_db_forget_non_faces, "delete the embeddings of "
+            "crops rejected as 'not a face' (faces like them may be remembered again)",
+            json_flag=False)
+    p.add_argument("--embedder", default="", metavar="ID",
+                   help="only the examples of this embedder id (default: all)")
     p = add(db_sub, "export", cmd_db_export, "write persons, visits and unknown faces as JSON "
             "plus PNG crops (never-remember persons and vectors are left out)", json_flag=False)
     p.add_argument("out_dir", metavar="OUT_DIR")
