@@ -175,7 +175,7 @@ class MtcnnFaceDetector:
         return faces
 
     def detect_regions(self, image: np.ndarray, boxes: Sequence[np.ndarray],
-                       *, refinements: int = 2) -> list[FaceObservation]:
+                       *, refinements: int = 3) -> list[FaceObservation]:
         """Find the faces of the previous frame again near their ``boxes`` (image pixels).
 
         MTCNN's last stage (O-Net) scores a square face proposal, regresses its box towards the

@@ -15,9 +15,10 @@ change of image size forces a detection.
 
 Detection schedule (``perception.schedule``): on detected frames the full-frame face detector
 runs every ``full_detect_interval``-th time (and at once on motion where no face is known,
-``motion_threshold``); in between, the previous frame's faces are looked for again in their
-search regions (``region_scale`` x their size) with a short pyramid. ``Perceiver.last_pass``
-says which ran: ``full``, ``regions`` or ``reused`` (detect_stride). A region pass that finds
+``motion_threshold``); in between, the previous frame's faces are looked for again near their
+boxes, each first moved by its track's motion over the last frames (constant velocity): MTCNN
+refines them with its last stage, other backends search crops of ``region_scale`` x the face.
+``Perceiver.last_pass`` says which ran: ``full``, ``regions`` or ``reused`` (detect_stride). A region pass that finds
 fewer faces than were known (one moved far or left) is followed by a full pass on the same
 frame.
 
@@ -182,6 +183,8 @@ class Perceiver:
         self.last_pass = ""
         self.schedule = DetectionSchedule(cfg.full_detect_interval, cfg.motion_threshold)
         self._known: list[np.ndarray] = []  # the latest faces' boxes, working-image pixels
+        self._known_ids: list[int] = []  # their track ids
+        self._velocity: dict[int, np.ndarray] = {}  # box motion per frame of each track
         self._last: Frame | None = None
         self._skip_left = 0
         #: Seconds the constructor's warm-up took (0 without one).
@@ -214,7 +217,7 @@ class Perceiver:
         self.face_tracker.reset()
         self.person_tracker.reset()
         self.schedule.reset()
-        self._known = []
+        self._known, self._known_ids, self._velocity = [], [], {}
         self._last = None
         self._skip_left = 0
 
@@ -245,9 +248,9 @@ class Perceiver:
         t = _lap(times, "preprocess", t_start)
 
         faces = self._detect_faces(work)
-        self._known = [f.bbox.copy() for f in faces]
         t = _lap(times, "faces", t)
         self.face_tracker.update(faces)
+        self._remember(faces)
         t = _lap(times, "face_tracking", t)
         self._add_quality(work, faces)
         t = _lap(times, "quality", t)
@@ -295,7 +298,7 @@ class Perceiver:
         self.last_pass = "regions"
         detector = self.face_detector
         if hasattr(detector, "detect_regions"):
-            found = detector.detect_regions(image, self._known)
+            found = detector.detect_regions(image, self._predicted())
         else:
             found = self._detect_in_crops(image, regions)
         found = suppress_duplicates(found)
@@ -307,6 +310,24 @@ class Perceiver:
             self.last_pass = "full"
             return self.face_detector.detect(image)
         return found
+
+    def _remember(self, faces: list[FaceObservation]) -> None:
+        """Keep this frame's face boxes and each track's motion for the next region pass."""
+        before = dict(zip(self._known_ids, self._known, strict=True))
+        velocity: dict[int, np.ndarray] = {}
+        for f in faces:
+            tid = int(f.track_id)
+            if tid >= 0 and tid in before:
+                step = f.bbox - before[tid]
+                velocity[tid] = 0.5 * (step + self._velocity.get(tid, step))
+        self._velocity = velocity
+        self._known = [f.bbox.copy() for f in faces]
+        self._known_ids = [int(f.track_id) for f in faces]
+
+    def _predicted(self) -> list[np.ndarray]:
+        """Where the known faces should be now: their boxes moved by their tracks' motion."""
+        return [box + self._velocity.get(tid, 0.0)
+                for box, tid in zip(self._known, self._known_ids, strict=True)]
 
     def _detect_in_crops(
         self, image: np.ndarray, regions: list[np.ndarray]
