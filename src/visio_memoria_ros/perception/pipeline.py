@@ -18,9 +18,9 @@ runs every ``full_detect_interval``-th time (and at once on motion where no face
 ``motion_threshold``); in between, the previous frame's faces are looked for again near their
 boxes, each first moved by its track's motion over the last frames (constant velocity): MTCNN
 refines them with its last stage, other backends search crops of ``region_scale`` x the face.
-``Perceiver.last_pass`` says which ran: ``full``, ``regions`` or ``reused`` (detect_stride). A region pass that finds
-fewer faces than were known (one moved far or left) is followed by a full pass on the same
-frame.
+``Perceiver.last_pass`` says which ran: ``full``, ``regions`` or ``reused`` (detect_stride). A
+region pass that finds fewer faces than were known (one moved far or left) is followed by a
+full pass on the same frame.
 
 Warm-up: with ``warmup`` the detector runs once on a blank frame in the constructor, so the
 first camera frame does not pay the kernels' first-call set-up.
