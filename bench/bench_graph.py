@@ -10,8 +10,10 @@ set, in sections after the shipped ones. This process subscribes to ``image_raw`
 * ``first_output_s``: seconds from ``ros2 launch`` to the first ``identities`` message, and
   ``first_frame_to_output_s``: from the first camera image seen to it;
 * ``fps``: ``identities`` messages per second over ``--seconds`` once the graph runs (after
-  ``--settle`` seconds), beside the camera's own rate; ``faces_per_frame``: mean faces per
-  identities message (street.mp4 shows 4-6 faces of 12-40 px at 640 px wide);
+  ``--settle`` seconds); ``faces_per_frame``: mean faces per identities message (street.mp4
+  shows 4-6 faces of 12-40 px at 640 px wide); ``cpu_cores``: CPU seconds per second used by
+  every process over the window (the machine's load average beside it: on a shared machine
+  the graph gets what is left);
 * ``rss_mb``: the peak over the window of the summed resident memory of every process of the
   launch (the ``ros2 launch`` process itself excluded), and ``pss_mb``, the same with shared
   pages split between the processes (what the machine really gives them; Linux only), with
@@ -91,6 +93,18 @@ def params_file(work: Path, clip: Path, detector: dict[str, Any]) -> Path:
     return path
 
 
+def tree_cpu(root: psutil.Process) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by every descendant of ``root``, by name."""
+    out: dict[str, float] = {}
+    for proc in root.children(recursive=True):
+        try:
+            times = proc.cpu_times()
+            out[f"{Path(proc.cmdline()[0]).name}[{proc.pid}]"] = times.user + times.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied, IndexError):
+            continue
+    return out
+
+
 def tree_memory(root: psutil.Process) -> dict[str, dict[str, float]]:
     """RSS and PSS [MB] of every descendant of ``root`` (not root itself), by name and pid."""
     out: dict[str, dict[str, float]] = {}
@@ -134,7 +148,10 @@ def run_config(name: str, config: dict[str, Any], clip: Path, args: argparse.Nam
     def recorder(topic: str, count: Any) -> Any:
         return lambda msg: events[topic].append((time.monotonic(), count(msg)))
 
-    node.create_subscription(Image, "image_raw", recorder("image_raw", lambda m: 0), SENSOR_QOS)
+    # image_raw only until the first image: a subscriber of its own would cost the graph a copy
+    # of every camera frame
+    camera_sub = node.create_subscription(Image, "image_raw",
+                                          recorder("image_raw", lambda m: 0), SENSOR_QOS)
     node.create_subscription(Perception, "detections",
                              recorder("detections", lambda m: len(m.faces)), RELIABLE_QOS)
     node.create_subscription(Perception, "perception",
@@ -155,6 +172,7 @@ def run_config(name: str, config: dict[str, Any], clip: Path, args: argparse.Nam
             executor.spin_once(timeout_sec=0.05)
         if not events["identities"]:
             raise RuntimeError(f"no identities within {args.start_timeout} s")
+        node.destroy_subscription(camera_sub)
         result["first_output_s"] = events["identities"][0][0] - t_start
         result["first_frame_to_output_s"] = (events["identities"][0][0]
                                              - events["image_raw"][0][0]
@@ -166,6 +184,7 @@ def run_config(name: str, config: dict[str, Any], clip: Path, args: argparse.Nam
         counts0 = {k: len(v) for k, v in events.items()}
         peak: dict[str, Any] = {"rss_mb": 0.0, "pss_mb": 0.0, "processes": {}}
         parent = psutil.Process(launch.pid)
+        cpu0 = tree_cpu(parent)
         next_sample = w0
         while time.monotonic() < w0 + args.seconds:
             if time.monotonic() >= next_sample:
@@ -177,10 +196,11 @@ def run_config(name: str, config: dict[str, Any], clip: Path, args: argparse.Nam
                 next_sample = time.monotonic() + 2.0
             executor.spin_once(timeout_sec=0.02)
         span = time.monotonic() - w0
+        cpu1 = tree_cpu(parent)
+        cpu = {k: round((v - cpu0.get(k, 0.0)) / span, 2) for k, v in cpu1.items()}
         window = {k: v[counts0[k]:] for k, v in events.items()}
         result.update(
             seconds=round(span, 1),
-            camera_fps=round(len(window["image_raw"]) / span, 2),
             detections_fps=round(len(window["detections"]) / span, 2),
             perception_fps=round(len(window["perception"]) / span, 2),
             fps=round(len(window["identities"]) / span, 2),
@@ -189,6 +209,8 @@ def run_config(name: str, config: dict[str, Any], clip: Path, args: argparse.Nam
             processes=len(peak["processes"]),
             rss_mb=round(peak["rss_mb"]), pss_mb=round(peak["pss_mb"]),
             rss_by_process=peak["processes"],
+            cpu_cores_by_process=cpu, cpu_cores=round(sum(cpu.values()), 2),
+            load_avg=os.getloadavg(),
         )
     finally:
         try:
@@ -229,8 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.configs.split(","):
             r = run_config(name, CONFIGS[name], clip, args, root)
             report["results"].append(r)
-            print(f"{name}: {r['fps']} frames/s end to end (camera {r['camera_fps']}, "
-                  f"detections {r['detections_fps']}), {r['faces_per_frame']} faces/frame, "
+            print(f"{name}: {r['fps']} frames/s end to end (detections {r['detections_fps']}), "
+                  f"{r['faces_per_frame']} faces/frame, {r['cpu_cores']} cores used "
+                  f"{r['cpu_cores_by_process']}, "
                   f"first output {r['first_output_s']:.1f} s after launch "
                   f"({r['first_frame_to_output_s'] or float('nan'):.1f} s after the first "
                   f"frame), {r['processes']} processes: RSS {r['rss_mb']} MB, "
