@@ -279,7 +279,8 @@ def test_nodes_survive_hostile_messages_and_service_calls(ros, launch, tmp_path)
     procs = {
         "detector": launch("detector_node", params={"face_backend": "haar", "torch_threads": 1}),
         "identity": launch("identity_node"),
-        "memory": launch("memory_node", params={"data_dir": str(data), "cluster_min_size": 1}),
+        "memory": launch("memory_node", params={"data_dir": str(data), "cluster_min_size": 1,
+                                                "remember_gate": False}),  # synthetic crops
         "activity": launch("activity_node"),
         "overlay": launch("overlay_node"),
     }

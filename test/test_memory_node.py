@@ -49,7 +49,8 @@ def _unknown(track_id: int, vector: np.ndarray, shade: int) -> Identity:
 @pytest.fixture
 def memory(ros, launch, tmp_path):
     node = launch("memory_node", params={"data_dir": str(tmp_path / "mem"),
-                                         "cluster_min_size": 2, "cluster_similarity": 0.7})
+                                         "cluster_min_size": 2, "cluster_similarity": 0.7,
+                                         "remember_gate": False})  # synthetic crops
     return node
 
 

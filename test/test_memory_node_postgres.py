@@ -43,7 +43,8 @@ def test_memory_node_waits_for_the_server_and_rides_out_a_restart(ros, launch, s
     server.stop()
     node = launch("memory_node", params={"db_path": url, "robot_id": "robot9",
                                          "reembed_on_start": False, "cluster_min_size": 2,
-                                         "cluster_similarity": 0.7})
+                                         "cluster_similarity": 0.7,
+                                         "remember_gate": False})  # synthetic crops
     diag = MemoryDiagnostics(ros)
     pub = ros.node.create_publisher(IdentityArray, "identities", RELIABLE_QOS)
     ros.wait_for_subscribers(pub, 1, 180, [node])

@@ -113,8 +113,9 @@ class Harness:
 
 
 def memory_params(data: Path, **extra) -> dict:
+    # Synthetic crops: the quality gate (test_memory_node_unknowns.py) would refuse them.
     return {"data_dir": str(data), "cluster_min_size": 2, "crop_format": "png",
-            "encryption_key_env": "", **extra}
+            "encryption_key_env": "", "remember_gate": False, **extra}
 
 
 # -- forget ----------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ PARAMS = {
     "recluster_period": 1.5,  # the re-clustering timer writes too while we kill
     "max_unknowns_per_track": MAX_PER_TRACK,
     "visit_absence": 2.0,
+    "remember_gate": False,  # synthetic crops: the gate is tested in test_memory_node_unknowns.py
 }
 
 

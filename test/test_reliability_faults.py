@@ -288,7 +288,8 @@ def test_full_disk_is_reported_reads_go_on_and_writes_recover(ros, launch, tmp_p
     with small_disk(tmp_path / "disk", "1m", procs) as disk:
         data = disk / "mem"
         memory = launch("memory_node", params={"data_dir": str(data), "cluster_min_size": 1,
-                                               "crop_format": "png"})
+                                               "crop_format": "png",
+                                               "remember_gate": False})  # synthetic crops
         procs.append(memory)
         diag = MemoryDiagnostics(ros)
         svc = Services(ros, [memory])

@@ -4,6 +4,51 @@ from __future__ import annotations
 
 from .spec import ParamSpec
 
+#: The face-quality gate (perception.quality.QualityGate, one parameter per field). Defaults
+#: from `python bench/calibrate_quality_gate.py`: each threshold refuses as many negatives
+#: (non-face detections, backs of heads, blurred, dark, over-exposed and tiny copies) as it can
+#: while refusing at most 1 % of the recognisable faces (the 40 BBT gallery crops and the
+#: hand-labelled street.mp4 faces) on its own; all together they keep 160 of those 167 faces
+#: and refuse 270 of 327 negatives (the table per class is in bench/README.md).
+GATE_PARAMS: list[ParamSpec] = [
+    ParamSpec("gate_min_score", 0.9, "Quality gate: lowest detector score remembered.",
+              min=0.0, max=1.0),
+    ParamSpec("gate_min_face_px", 29.364,
+              "Quality gate: smallest face box side remembered [px of the camera image].",
+              min=0.0, max=4096.0),
+    ParamSpec("gate_max_yaw", 1.245,
+              "Quality gate: largest head turn remembered: the nose tip's offset from the eye "
+              "midpoint in half eye distances (0 frontal, about 1 when it reaches an eye).",
+              min=0.0, max=10.0),
+    ParamSpec("gate_min_eye_ratio", 0.293,
+              "Quality gate: smallest eye distance / face box width remembered (both eyes "
+              "visible).", min=0.0, max=1.0),
+    ParamSpec("gate_min_sharpness", 10.84,
+              "Quality gate: lowest variance of the Laplacian of the aligned crop's inner face "
+              "(grey, 112 x 112) remembered; below is blurred or upsampled from a tiny face.",
+              min=0.0, max=100000.0),
+    ParamSpec("gate_min_isotropy", 0.265,
+              "Quality gate: lowest ratio of the inner face's second-derivative variance across "
+              "its weaker image axis to the stronger one remembered; below is smeared in one "
+              "direction (motion blur).", min=0.0, max=1.0),
+    ParamSpec("gate_min_brightness", 70.261,
+              "Quality gate: darkest mean grey level of the inner face remembered.",
+              min=0.0, max=255.0),
+    ParamSpec("gate_max_brightness", 191.388,
+              "Quality gate: brightest mean grey level of the inner face remembered.",
+              min=0.0, max=255.0),
+    ParamSpec("gate_min_contrast", 34.94,
+              "Quality gate: lowest standard deviation of the inner face's grey levels "
+              "remembered.", min=0.0, max=255.0),
+    ParamSpec("gate_max_clipped", 0.147,
+              "Quality gate: largest fraction of the inner face at grey <= 5 or >= 250 "
+              "remembered (under- or over-exposed).", min=0.0, max=1.0),
+    ParamSpec("gate_min_faceness", -1.421,
+              "Quality gate: lowest score of dlib's HOG frontal-face detector on the aligned "
+              "crop remembered (a second opinion: hair from behind, hands and other non-faces "
+              "score low; -2 = nothing found).", min=-2.0, max=5.0),
+]
+
 PARAMS: list[ParamSpec] = [
     ParamSpec(
         "data_dir",
@@ -126,6 +171,35 @@ PARAMS: list[ParamSpec] = [
         "worst one.",
         min=1,
         max=100,
+    ),
+    ParamSpec(
+        "remember_gate",
+        True,
+        "Remember an unknown face only when its crop passes the face-quality gate (the gate_* "
+        "parameters: detector score, size, pose, sharpness, exposure and dlib's HOG faceness "
+        "on the aligned crop); the stored quality is then the one measured on that crop. "
+        "Identification still runs on every face; only memory is gated. Refused faces are "
+        "counted per reason on /diagnostics (not_remembered_<reason>) and never stored.",
+    ),
+    *GATE_PARAMS,
+    ParamSpec(
+        "remember_maybe",
+        True,
+        "A face that is not KNOWN but whose own embedding reaches identity_node's reject "
+        "threshold for an enrolled person is kept as 'maybe <name>?' (the labelling page asks "
+        "yes or no) instead of joining the clusters of strangers; false: such faces are not "
+        "stored.",
+    ),
+    ParamSpec(
+        "non_face_similarity",
+        0.95,
+        "A new unknown face at least this similar (cosine) to a face a user rejected as 'not a "
+        "face' is not remembered (the rejected embeddings are kept, never their crops). Depends "
+        "on the embedder: with dlib, different people's faces stay below 0.92 (BBT crops: "
+        "highest 0.913) while the same object in the next frames reaches 0.93-0.97 "
+        "(street.mp4).",
+        min=0.5,
+        max=1.0,
     ),
     ParamSpec(
         "unknown_retention_days",

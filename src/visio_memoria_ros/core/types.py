@@ -110,6 +110,8 @@ class Frame:
     faces: list[FaceObservation] = field(default_factory=list)
     persons: list[PersonObservation] = field(default_factory=list)
     processing_time: float = 0.0
+    #: The tracker run whose ids the faces carry (ids restart with each run); "" = unknown.
+    track_session: str = ""
 
 
 class Status(IntEnum):
@@ -137,3 +139,10 @@ class IdentityDecision:
     embedder: str = ""
     quality: float = 0.0
     crop: np.ndarray | None = None
+    #: Detector score and 5 landmarks (5, 2) of the face behind ``crop``.
+    score: float = 0.0
+    landmarks: np.ndarray | None = None
+    #: Not KNOWN: the enrolled person this face's own embedding resembles in the uncertain
+    #: band or above ("maybe <name>?"), and that similarity; -1 / NaN = none.
+    candidate_person_id: int = -1
+    candidate_similarity: float = float("nan")

@@ -402,6 +402,9 @@ class IdentityEngine:
                 d = decided[key_of[i]]
                 new_evidence = i in query_of and not d.suppressed
                 name = gallery.names.get(d.person_id, "") if d.status is Status.KNOWN else ""
+                candidate, cand_sim = NO_ID, float("nan")
+                if new_evidence and d.status is not Status.KNOWN:
+                    candidate, cand_sim = self._candidate(scored[query_of[i]], gallery)
                 decisions.append(
                     IdentityDecision(
                         track_id=int(face.track_id),
@@ -415,6 +418,10 @@ class IdentityEngine:
                         embedder=self.embedder if new_evidence else "",
                         quality=float(face.quality),
                         crop=None if d.suppressed else face.crop,
+                        score=float(face.score),
+                        landmarks=face.landmarks,
+                        candidate_person_id=candidate,
+                        candidate_similarity=cand_sim,
                     )
                 )
                 greeting = None
@@ -425,6 +432,18 @@ class IdentityEngine:
                 if greeting is not None:
                     greetings.append(greeting)
         return EngineOutput(decisions, greetings, ended, expired)
+
+    @staticmethod
+    def _candidate(scores: FrameScores, gallery: _Gallery) -> tuple[int, float]:
+        """The person a face that is not KNOWN resembles at or above the reject threshold by
+        its own embedding ("maybe <name>?"), and that similarity; (-1, NaN) when nobody."""
+        for person, similarity in scores.ranked():
+            if person in gallery.opted_out:
+                continue
+            if similarity >= gallery.matcher.thresholds.reject:
+                return person, float(similarity)
+            break
+        return NO_ID, float("nan")
 
     def _claim_untracked_votes(
         self,

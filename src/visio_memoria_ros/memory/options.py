@@ -34,7 +34,7 @@ class StoreOptions:
     cluster: clustering.ClusterParams = field(default_factory=clustering.ClusterParams)
     max_unknowns_per_track: int = 5
     #: A new unknown face this similar (cosine) to a "not a face" example is not remembered.
-    non_face_similarity: float = 0.9
+    non_face_similarity: float = 0.95
     unknown_retention_days: float = 30.0
     visit_retention_days: float = 365.0
     max_events: int = 10000
@@ -75,7 +75,7 @@ class StoreOptions:
             visit_absence=float(params.get("visit_absence", 30.0)),
             cluster=cluster,
             max_unknowns_per_track=int(params.get("max_unknowns_per_track", 5)),
-            non_face_similarity=float(params.get("non_face_similarity", 0.9)),
+            non_face_similarity=float(params.get("non_face_similarity", 0.95)),
             unknown_retention_days=float(params.get("unknown_retention_days", 30.0)),
             visit_retention_days=float(params.get("visit_retention_days", 365.0)),
             read_only=bool(params.get("read_only", False)),

@@ -1,9 +1,10 @@
 """Sightings kept while the memory server cannot be reached, written in order once it is back.
 
-A sighting is what memory_node writes as faces stream in: a visit update of a known person or
-an unknown face. When a write fails because the server is unreachable (``StoreUnavailable``
-with reason ``"disconnected"``), the sighting waits here, in arrival order, and later ones
-queue behind it so the order is kept. The buffer is bounded: past ``capacity`` the oldest
+A sighting is what memory_node writes as faces stream in: a visit update of a known person, an
+unknown face, or the removal of the unknown faces of a track that turned out to be KNOWN. When
+a write fails because the server is unreachable (``StoreUnavailable`` with reason
+``"disconnected"``), the sighting waits here, in arrival order, and later ones queue behind it
+so the order is kept. The buffer is bounded: past ``capacity`` the oldest
 sighting is dropped and counted. A sighting the store refuses for another reason (a person
 forgotten meanwhile, an opt-out) is dropped and counted as refused.
 """
@@ -22,21 +23,26 @@ LOG = logging.getLogger(__name__)
 
 VISIT = "visit"
 UNKNOWN = "unknown"
+KNOWN_TRACK = "known_track"
 
 
 @dataclass(frozen=True)
 class Sighting:
-    """One write of the stream: a visit update (``VISIT``) or an unknown face (``UNKNOWN``)."""
+    """One write of the stream: a visit update (``VISIT``), an unknown face (``UNKNOWN``) or the
+    removal of a known track's unknown faces (``KNOWN_TRACK``: ``discard_tracks``)."""
 
     kind: str
     args: dict[str, Any] = field(default_factory=dict)
 
     def write(self, store: MemoryStore) -> None:
-        """Write it (``open_or_extend_visit`` or ``add_unknown`` with the stored arguments)."""
+        """Write it (``open_or_extend_visit``, ``add_unknown`` or ``discard_tracks`` with the
+        stored arguments)."""
         if self.kind == VISIT:
             store.open_or_extend_visit(**self.args)
         elif self.kind == UNKNOWN:
             store.add_unknown(**self.args)
+        elif self.kind == KNOWN_TRACK:
+            store.discard_tracks(**self.args)
         else:
             raise ValueError(f"unknown sighting kind {self.kind!r}")
 

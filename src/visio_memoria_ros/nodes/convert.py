@@ -22,6 +22,7 @@ from ..core.types import (
     IdentityDecision,
     PersonObservation,
     Status,
+    as_landmarks,
 )
 from .common import s_to_stamp, stamp_to_s
 from .images import ImageConverter, empty_image, rgb_to_msg
@@ -129,6 +130,7 @@ def frame_to_msg(
     msg.faces = [face_to_msg(f, include_face_crops) for f in frame.faces]
     msg.persons = [person_to_msg(p, include_scene_crops) for p in frame.persons]
     msg.processing_time = float(frame.processing_time)
+    msg.track_session = frame.track_session
     return msg
 
 
@@ -160,6 +162,7 @@ def frame_from_msg(
         faces=faces,
         persons=persons,
         processing_time=float(msg.processing_time),
+        track_session=msg.track_session,
     )
 
 
@@ -179,6 +182,11 @@ def identity_to_msg(d: IdentityDecision) -> Identity:
     msg.embedder = d.embedder
     msg.quality = float(d.quality)
     msg.crop = rgb_to_msg(d.crop) if d.crop is not None else empty_image()
+    msg.score = float(d.score)
+    msg.landmarks = (np.asarray(d.landmarks, np.float32).reshape(-1).tolist()
+                     if d.landmarks is not None else _NAN10)
+    msg.candidate_person_id = int(d.candidate_person_id)
+    msg.candidate_similarity = float(d.candidate_similarity)
     return msg
 
 
@@ -198,12 +206,19 @@ def identity_from_msg(msg: Identity, converter: ImageConverter) -> IdentityDecis
         embedder=msg.embedder,
         quality=float(msg.quality),
         crop=_crop(msg.crop, converter),
+        score=float(msg.score),
+        landmarks=as_landmarks(msg.landmarks),
+        candidate_person_id=int(msg.candidate_person_id),
+        candidate_similarity=float(msg.candidate_similarity),
     )
 
 
-def identities_to_msg(decisions: list[IdentityDecision], header: Header) -> IdentityArray:
-    """Decisions of one frame -> IdentityArray with the source header."""
-    return IdentityArray(header=header, identities=[identity_to_msg(d) for d in decisions])
+def identities_to_msg(decisions: list[IdentityDecision], header: Header, *,
+                      track_session: str = "", gallery_revision: int = -1) -> IdentityArray:
+    """Decisions of one frame -> IdentityArray with the source header, the faces' tracker
+    session and the revision of the gallery that decided them (-1: none loaded)."""
+    return IdentityArray(header=header, identities=[identity_to_msg(d) for d in decisions],
+                         track_session=track_session, gallery_revision=int(gallery_revision))
 
 
 def activities_to_msg(

@@ -97,6 +97,7 @@ class IdentityNode(VisioNode):
         self._persons_changed = False
         self._clusters: tuple[np.ndarray, np.ndarray, float] | None = None
         self._track_cluster: dict[int, int] = {}
+        self._track_session = ""  # the detector's tracker run whose ids the tracks are
         self._visits_state = "pending"  # pending -> resumed | failed
         self._visits_problem = ""
 
@@ -346,6 +347,16 @@ class IdentityNode(VisioNode):
                           if f.embedder and f.embedding is not None and np.size(f.embedding))
         if made_by:
             self._follow_embedder(made_by.most_common(1)[0][0])
+        if frame.track_session != self._track_session:
+            if self._track_session:
+                # A restarted detector (or a reset tracker) hands out the same ids again: the
+                # old tracks' votes must not pass to the new faces that now carry them.
+                self.get_logger().info("the detector's track ids restarted: tracks reset")
+                self._engine.reset_tracks()
+                self._track_cluster.clear()
+            self._track_session = frame.track_session
+        with self._lock:
+            revision = self._revision  # -1: no gallery yet, every face is UNKNOWN meanwhile
         out = self._engine.process(frame.faces, t)
         person_of_face = {p.face_track_id: p.track_id for p in frame.persons
                           if p.face_track_id != NO_TRACK}
@@ -361,7 +372,9 @@ class IdentityNode(VisioNode):
                     d.unknown_cluster_id = cluster
                 else:
                     d.unknown_cluster_id = self._track_cluster.get(d.track_id, -1)
-        self._identities.publish(identities_to_msg(out.decisions, msg.header))
+        self._identities.publish(identities_to_msg(
+            out.decisions, msg.header, track_session=frame.track_session,
+            gallery_revision=revision))
         for greeting in out.greetings:
             self._greeting.publish(String(data=greeting.text))
             who = "an unknown face" if greeting.is_unknown else f"person {greeting.person_id}"

@@ -14,6 +14,16 @@ cannot be reached, sightings (visit updates, unknown faces) wait in a bounded bu
 written in order once it is back (``sighting_buffer``; counted on /diagnostics); services answer
 success=false with the reason; the node keeps running and reconnects with back-off.
 
+Which faces become unknown faces (``memory.remember``, ``perception.quality``): a face decided
+UNKNOWN, with new evidence, by a gallery that was loaded (``IdentityArray.gallery_revision``:
+faces decided before any gallery arrived are no evidence of a stranger), whose track never was
+KNOWN, and whose crop passes the quality gate (``remember_gate``, ``gate_*``; refusals counted
+per reason on /diagnostics). A face in the uncertain band of an enrolled person is kept as
+"maybe <name>?" (``remember_maybe``). Tracks are keyed by the detector's tracker session, so
+restarted track ids never join an old track; untracked faces get keys of their own. When a
+track becomes KNOWN, the unknown faces it left are removed. A face that matches a "not a face"
+example is not stored.
+
 Parameters apply at run time: crop storage (``store_crops: false`` stops storing crops with the
 next face), crop format, clustering, visits and retention (a shorter retention purges at once);
 the purge and re-clustering periods reschedule their timers.
@@ -29,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +57,7 @@ from visio_memoria.msg import (
 )
 from visio_memoria.srv import (
     DiscardUnknowns,
+    ForgetNonFaces,
     ForgetPerson,
     GetGallery,
     LabelUnknown,
@@ -65,13 +77,24 @@ from ..core.types import Status
 from ..memory import (
     PENDING,
     STORE_ERRORS,
+    MemoryStoreError,
+    NotAFaceError,
     OptedOutError,
     StoreOptions,
     StoreUnavailable,
     open_store,
 )
 from ..memory.clustering import centroids_of
-from ..memory.sightings import UNKNOWN, VISIT, Sighting, SightingBuffer, is_disconnected
+from ..memory.remember import TrackBook
+from ..memory.sightings import (
+    KNOWN_TRACK,
+    UNKNOWN,
+    VISIT,
+    Sighting,
+    SightingBuffer,
+    is_disconnected,
+)
+from ..perception.quality import FacenessChecker, QualityGate, assess_face
 from .common import (
     ERROR,
     LATCHED_QOS,
@@ -99,13 +122,15 @@ STORE_OPTION_PARAMS = frozenset({
     "store_crops", "crop_format", "crop_quality", "robot_id", "visit_absence",
     "cluster_similarity", "cluster_min_size", "cluster_method", "recluster_max_unknowns",
     "max_unknowns_per_track", "unknown_retention_days", "visit_retention_days",
+    "non_face_similarity",
 })
 
 
 def check_store_options(values: dict[str, Any]) -> str | None:
-    """Why memory_node values do not make valid store options, or None."""
+    """Why memory_node values do not make valid store options or a valid gate, or None."""
     try:
         StoreOptions.from_params(values)
+        QualityGate.from_params(values)
     except ValueError as exc:
         return str(exc)
     return None
@@ -155,6 +180,13 @@ class MemoryNode(VisioNode):
         self._activity_by_face: dict[int, str] = {}
         self._last_visit_write: dict[int, float] = {}
         self._start_stamp = f"{self.now_s():.0f}"
+        # Track keys, and which tracks turned out KNOWN within their visit (memory.remember).
+        self._tracks = TrackBook(forget_after_s=float(self.params["visit_absence"]),
+                                 fallback_session=f"m{self._start_stamp}")
+        self._gate = QualityGate.from_params(self.params)
+        self._faceness = FacenessChecker()
+        self._remembered = 0
+        self._not_remembered: Counter[str] = Counter()
         self._published_revision = -1
         self._stats = StageStats()
         self._received = 0
@@ -184,6 +216,7 @@ class MemoryNode(VisioNode):
             (SplitPerson, "split_person", self._split_person),
             (ForgetPerson, "forget_person", self._forget_person),
             (DiscardUnknowns, "discard_unknowns", self._discard_unknowns),
+            (ForgetNonFaces, "forget_non_faces", self._forget_non_faces),
             (SetNeverRemember, "set_never_remember", self._set_never_remember),
             (ListPersons, "list_persons", self._list_persons),
             (ListUnknownClusters, "list_unknown_clusters", self._list_clusters),
@@ -235,6 +268,11 @@ class MemoryNode(VisioNode):
         """Hand changed parameters to the store and the timers; a shorter retention purges now."""
         if changed.keys() & STORE_OPTION_PARAMS:
             self._store.set_options(StoreOptions.from_params(self._store_params()))
+        if any(k.startswith("gate_") for k in changed):
+            self._gate = QualityGate.from_params(self.params)
+        if "visit_absence" in changed:
+            with self._lock:
+                self._tracks.forget_after_s = float(changed["visit_absence"])
         if "store_crops" in changed:
             self.get_logger().info("face crops are " + (
                 "stored again" if changed["store_crops"] else "no longer stored") +
@@ -285,6 +323,10 @@ class MemoryNode(VisioNode):
             "face_embedder": self._face_embedder,
             "persons_without_vectors": float(self._persons_without_vectors),
             "reembed": self._reembed_state,
+            "unknowns_remembered": float(self._remembered),
+            "remember_gate": float(bool(self.params["remember_gate"])),
+            **{f"not_remembered_{reason}": float(n)
+               for reason, n in sorted(self._not_remembered.items())},
         }
 
     def _health(self) -> Health:
@@ -407,9 +449,11 @@ class MemoryNode(VisioNode):
                 self.get_logger().info(f"faces arrive embedded by {ident.embedder}")
                 self._face_embedder = ident.embedder
             try:
-                self._record(ident, t, location)
+                self._record(ident, t, location, msg)
             except OptedOutError:
                 continue
+            except NotAFaceError:
+                self._refused("matches_non_face")
             except StoreUnavailable as exc:
                 failed = True
                 self._write_failed(str(exc))
@@ -421,31 +465,83 @@ class MemoryNode(VisioNode):
                     f"dropped identity of track {ident.track_id}: {type(exc).__name__}: {exc}",
                     throttle_duration_sec=5.0,
                 )
+        if self._received % 50 == 0:
+            with self._lock:
+                self._tracks.prune(t)
         if not failed:
             self._stats.record(time.monotonic() - t0, max(0.0, self.now_s() - t))
 
-    def _record(self, ident: Any, t: float, location: str) -> None:
+    def _record(self, ident: Any, t: float, location: str, msg: Any) -> None:
         status = int(ident.status)
+        with self._lock:
+            key = self._tracks.key(location, msg.track_session, int(ident.track_id),
+                                   ident.bbox, t)
         if status == Status.KNOWN and ident.person_id >= 0:
             pid = int(ident.person_id)
             with self._lock:
+                gone = self._tracks.known(key)
                 last = self._last_visit_write.get(pid, -1e18)
-                if t - last < VISIT_WRITE_INTERVAL:
-                    return
-                self._last_visit_write[pid] = t
+                write_visit = t - last >= VISIT_WRITE_INTERVAL
+                if write_visit:
+                    self._last_visit_write[pid] = t
                 activity = self._activity_by_face.get(int(ident.track_id), "")
-            self._write(Sighting(VISIT, {"person_id": pid, "t": t, "location": location,
-                                         "activity": activity}))
-        elif status == Status.UNKNOWN and ident.new_evidence and len(ident.embedding):
-            decision = identity_from_msg(ident, self._converter)
-            self._write(Sighting(UNKNOWN, {
-                "vector": decision.embedding,
-                "embedder": decision.embedder,
-                "crop": decision.crop,
-                "quality": decision.quality,
-                "t": t,
-                "track_key": f"{location}:{decision.track_id}:{self._start_stamp}",
-            }))
+            if gone:
+                # An enrolled person: faces of this track stored as unknowns before it was
+                # named are no evidence of a stranger.
+                self._write(Sighting(KNOWN_TRACK, {"track_keys": gone}))
+            if write_visit:
+                self._write(Sighting(VISIT, {"person_id": pid, "t": t, "location": location,
+                                             "activity": activity}))
+            return
+        if not (ident.new_evidence and len(ident.embedding)):
+            return
+        candidate = int(ident.candidate_person_id)
+        if status == Status.UNCERTAIN and (candidate < 0 or not self.params["remember_maybe"]):
+            return  # not enough evidence yet for anything
+        if status not in (Status.UNKNOWN, Status.UNCERTAIN):
+            return
+        if not self.params["remember_maybe"]:
+            candidate = -1
+        if msg.gallery_revision < 0:
+            self._refused("no_gallery")  # decided before a gallery was loaded
+            return
+        with self._lock:
+            known = self._tracks.is_known(key)
+        if known:
+            self._refused("known_track")
+            return
+        decision = identity_from_msg(ident, self._converter)
+        quality = float(decision.quality)
+        if self.params["remember_gate"]:
+            if decision.crop is None:
+                self._refused("no_crop")
+                return
+            assessment = assess_face(
+                decision.crop, decision.bbox, decision.landmarks, decision.score,
+                faceness=self._faceness(decision.crop))
+            reasons = self._gate.reasons(assessment)
+            if reasons:
+                for reason in reasons:
+                    self._refused(reason)
+                return
+            quality = assessment.quality
+        self._write(Sighting(UNKNOWN, {
+            "vector": decision.embedding,
+            "embedder": decision.embedder,
+            "crop": decision.crop,
+            "quality": quality,
+            "t": t,
+            "track_key": key,
+            "candidate_id": candidate,
+            "candidate_similarity": float(decision.candidate_similarity),
+        }))
+        with self._lock:
+            self._remembered += 1
+
+    def _refused(self, reason: str) -> None:
+        """Count an unknown face not remembered, by reason (on /diagnostics)."""
+        with self._lock:
+            self._not_remembered[reason] += 1
 
     def _write(self, sighting: Sighting) -> None:
         """Write a sighting now, or buffer it while the memory server cannot be reached."""
@@ -572,10 +668,14 @@ class MemoryNode(VisioNode):
             unknown_id=req.unknown_id,
             name=req.name,
             person_id=req.person_id,
+            unknown_ids=[int(i) for i in req.unknown_ids],
+            cluster_revision=int(req.cluster_revision),
         )
         resp.person_id = int(result.person_id)
         resp.num_embeddings = int(result.num_embeddings)
-        what = f"cluster {req.cluster_id}" if req.cluster_id >= 0 else f"face {req.unknown_id}"
+        what = (f"cluster {req.cluster_id}" if req.cluster_id >= 0
+                else f"face {req.unknown_id}" if req.unknown_id >= 0
+                else f"{len(req.unknown_ids)} faces")
         resp.message = (
             f"{what} labelled {result.name!r} ({'new' if result.created else 'existing'}"
             f" person {result.person_id}, {result.num_embeddings} faces)"
@@ -611,12 +711,25 @@ class MemoryNode(VisioNode):
     def _discard_unknowns(
         self, req: DiscardUnknowns.Request, resp: DiscardUnknowns.Response
     ) -> None:
-        ids = [req.unknown_id] if req.unknown_id >= 0 else []
+        ids = [int(i) for i in req.unknown_ids]
+        if req.unknown_id >= 0:
+            if ids:
+                raise MemoryStoreError("give unknown_id or unknown_ids, not both")
+            ids = [int(req.unknown_id)]
         n = self._store.discard_unknowns(
-            cluster_id=req.cluster_id, unknown_ids=ids, reason=req.reason
+            cluster_id=req.cluster_id, unknown_ids=ids, reason=req.reason,
+            not_a_face=bool(req.not_a_face), cluster_revision=int(req.cluster_revision),
         )
         resp.num_discarded = int(n)
-        resp.message = f"{n} unknown faces discarded"
+        resp.message = f"{n} unknown faces discarded" + (
+            ", kept as 'not a face' examples" if req.not_a_face else "")
+
+    def _forget_non_faces(
+        self, req: ForgetNonFaces.Request, resp: ForgetNonFaces.Response
+    ) -> None:
+        n = self._store.forget_non_faces(req.embedder or None)
+        resp.num_forgotten = int(n)
+        resp.message = f"{n} 'not a face' examples forgotten"
 
     def _set_never_remember(
         self, req: SetNeverRemember.Request, resp: SetNeverRemember.Response
@@ -656,6 +769,8 @@ class MemoryNode(VisioNode):
                 last_seen=s_to_stamp(c.last_seen),
                 unknown_ids=list(c.unknown_ids),
                 sample_crops=[rgb_to_msg(crop) for crop in c.sample_crops],
+                qualities=[float(q) for q in c.qualities],
+                revision=int(c.revision),
             )
             for c in clusters
         ]

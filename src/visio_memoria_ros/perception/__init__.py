@@ -29,7 +29,13 @@ from .persons import (
     scene_crop,
 )
 from .pipeline import RUNTIME_FIELDS, STAGES, Perceiver, PerceiverConfig
-from .quality import QualityParts, face_quality, quality_parts
+from .quality import (
+    FaceAssessment,
+    FacenessChecker,
+    QualityGate,
+    assess_face,
+    face_quality,
+)
 from .tracking import ObservationTracker, associate_faces_to_persons, link_faces_to_persons
 
 __all__ = [
@@ -37,8 +43,10 @@ __all__ = [
     "PERSON_BACKENDS",
     "RUNTIME_FIELDS",
     "STAGES",
+    "FaceAssessment",
     "FaceDetector",
     "FaceExtrapolatedPersonDetector",
+    "FacenessChecker",
     "HaarFaceDetector",
     "HogPersonDetector",
     "MtcnnFaceDetector",
@@ -46,9 +54,10 @@ __all__ = [
     "Perceiver",
     "PerceiverConfig",
     "PersonDetector",
-    "QualityParts",
+    "QualityGate",
     "YoloFaceDetector",
     "YoloPersonDetector",
+    "assess_face",
     "associate_faces_to_persons",
     "body_box_from_face",
     "canonical_landmarks",
@@ -59,7 +68,6 @@ __all__ = [
     "landmarks_from_box",
     "link_faces_to_persons",
     "parse_yolo_faces",
-    "quality_parts",
     "resize_max_side",
     "scene_crop",
     "to_rgb_uint8",

@@ -240,6 +240,7 @@ class Perceiver:
             self.stage_times = times
             return Frame(
                 stamp=stamp, frame_id=frame_id, width=width, height=height,
+                track_session=self.face_tracker.session,
                 faces=[dataclasses.replace(f, crop=None) for f in last.faces],
                 persons=[dataclasses.replace(p) for p in last.persons],
                 processing_time=time.perf_counter() - t_start,
@@ -252,11 +253,11 @@ class Perceiver:
         self.face_tracker.update(faces)
         self._remember(faces)
         t = _lap(times, "face_tracking", t)
-        self._add_quality(work, faces)
-        t = _lap(times, "quality", t)
         if self.config.face_crops:
             self._add_face_crops(work, faces)
         t = _lap(times, "align", t)
+        self._add_quality(work, faces)  # on the aligned crop: the quality describes it
+        t = _lap(times, "quality", t)
 
         persons: list[PersonObservation] = []
         if self.person_detector is not None:
@@ -279,6 +280,7 @@ class Perceiver:
             _rescale(faces, persons, 1.0 / scale)
         frame = Frame(
             stamp=stamp, frame_id=frame_id, width=width, height=height,
+            track_session=self.face_tracker.session,
             faces=faces, persons=persons, processing_time=time.perf_counter() - t_start,
         )
         self._last = frame
@@ -352,7 +354,8 @@ class Perceiver:
         """Set each face's ``quality`` (see ``perception.quality``)."""
         for f in faces:
             f.quality = face_quality(
-                image, f.bbox, f.landmarks, size_ref=self.config.quality_size_ref,
+                image, f.bbox, f.landmarks, crop=f.crop, score=f.score,
+                size_ref=self.config.quality_size_ref,
                 sharpness_ref=self.config.quality_sharpness_ref,
             )
 

@@ -10,11 +10,15 @@ id spaces). A new object gets ``NO_TRACK`` (-1) until it has been matched in ``m
 consecutive updates; once confirmed its id survives up to ``track_buffer`` updates without a
 match. Only updates count, so with a detection stride of N the buffer spans N x track_buffer
 camera frames.
+
+Ids restart at 0 with every tracker (a restarted detector) and every ``reset``: ``session``
+names the run that handed them out, so (session, id) is unique across restarts.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
@@ -54,6 +58,8 @@ class ObservationTracker(Generic[Obs]):
             "minimum_consecutive_frames": int(min_frames),
         }
         self._tracker = ByteTrackTracker(**self._kwargs)
+        #: Names this run of track ids (new after ``reset``); unique across processes.
+        self.session = new_session()
 
     def update(self, observations: Sequence[Obs]) -> list[Obs]:
         """Advance one frame with this frame's detections; return them with ``track_id`` set."""
@@ -77,8 +83,14 @@ class ObservationTracker(Generic[Obs]):
         return obs
 
     def reset(self) -> None:
-        """Forget every track and restart ids from 0."""
+        """Forget every track and restart ids from 0 (under a new ``session``)."""
         self._tracker.reset()
+        self.session = new_session()
+
+
+def new_session() -> str:
+    """A fresh tracker session name (12 hex digits, random)."""
+    return uuid.uuid4().hex[:12]
 
 
 def associate_faces_to_persons(
