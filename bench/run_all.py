@@ -27,7 +27,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 ORDER = ("perception", "embedding", "faiss", "clustering", "identity", "pipeline", "greeting",
-         "cli", "graph")
+         "schedule", "cli", "graph")
 
 
 def commands(args: argparse.Namespace, out: Path) -> dict[str, list[str]]:
@@ -50,6 +50,7 @@ def commands(args: argparse.Namespace, out: Path) -> dict[str, list[str]]:
             "--ours", "ours_fast"] if quick else []),
         "greeting": ["bench_greeting.py"]
         + (["--trials", "3", "--profiles", "fast"] if quick else []),
+        "schedule": ["bench_schedule.py"] + (["--frames", "20"] if quick else []),
         "cli": ["bench_cli.py", "--repeats", "1" if quick else "3"],
         "graph": ["bench_graph.py"]
         + (["--seconds", "10", "--settle", "5", "--configs", "processes"] if quick else []),
@@ -272,6 +273,10 @@ def headline(name: str, doc: dict[str, Any] | None) -> list[str]:
             lines.append(f"{m}: {s['correct_last']}/{s['labelled']} group-photo faces named "
                          f"correctly (last frame), {len(s['differs_from_hog_last'])} differ "
                          "from the peer")
+    elif name == "schedule":
+        for r in doc["results"]:
+            lines.append(f"{r['config']} at {r['processed_fps_at_30hz']} frames/s: "
+                         f"{r['cpu_ms_per_frame']} ms/frame, {r['faces']} faces")
     elif name == "cli":
         for scene, methods in doc["scenes"].items():
             for m, r in methods.items():
