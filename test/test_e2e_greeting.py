@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import time
 
-import yaml
-
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 pytestmark = [pytest.mark.dds, pytest.mark.bbt, pytest.mark.slow]
 
