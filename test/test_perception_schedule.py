@@ -68,8 +68,7 @@ def test_a_20px_face_is_found_on_every_frame_full_and_region_passes(bbt_dir, mtc
         sizes.append(float(box[2] - box[0]))
         assert faces[0].crop is not None
     assert passes == ["full", "regions", "regions", "regions"] * 2 + ["full", "regions"]
-    assert 14 <= min(sizes) and max(sizes) <= 30, sizes
-    assert perceiver.face_tracker is not None
+    assert min(sizes) >= 14 and max(sizes) <= 30, sizes
     assert perceiver.schedule.full_passes == 3 and perceiver.schedule.region_passes == 7
 
 
