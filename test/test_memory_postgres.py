@@ -87,6 +87,8 @@ def test_password_in_the_url_is_refused_without_echoing_it() -> None:
     with pytest.raises(LocationError, match="PGPASSWORD") as info:
         parse_location("postgresql://robot:s3cret-Pass@db/fleet")
     assert "s3cret-Pass" not in str(info.value)
+    # "user:@host" (pgserver's own URLs) carries an empty password: nothing secret, accepted
+    assert parse_location("postgresql://robot:@db/fleet").engine == "postgresql"
 
 
 def test_unknown_scheme_opens_no_local_file(tmp_path: Path, monkeypatch) -> None:

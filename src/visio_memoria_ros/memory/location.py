@@ -70,7 +70,7 @@ def redact(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparsable URL>"
-    if parts.password is None:
+    if not parts.password:
         return url
     host = parts.hostname or ""
     netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
@@ -104,7 +104,7 @@ def parse_location(db: str, data_dir: str | Path = "~/.local/share/visio_memoria
         except ValueError as exc:
             raise LocationError(f"the PostgreSQL URL {redact(value)} is malformed ({exc}); "
                                 f"use {FORMS}") from exc
-        if parts.password is not None:
+        if parts.password:  # "user:@host" (an empty password) says nothing secret
             raise LocationError(
                 f"the memory URL {redact(value)} carries a password: remove it and give the "
                 "password in PGPASSWORD, ~/.pgpass or db_password_file instead (a password "
