@@ -166,7 +166,10 @@ class CountingDetector:
 def test_detection_stride_reuses_last_detection_between_detections(mtcnn, asset_image_path):
     photo = cv2.cvtColor(cv2.imread(str(asset_image_path)), cv2.COLOR_BGR2RGB)
     counting = CountingDetector(mtcnn)
-    perceiver = Perceiver(PerceiverConfig(detect_stride=3), face_detector=counting)
+    # every detected frame a full pass, so each detection is one detector call (the schedule's
+    # region passes between full passes are tested in test_perception_schedule.py)
+    perceiver = Perceiver(PerceiverConfig(detect_stride=3, full_detect_interval=1),
+                          face_detector=counting)
     seq = shifted_sequence(photo, 9)
     detected, frames = [], []
     for img in seq:

@@ -348,7 +348,8 @@ def test_read_only_disk_serves_reads_and_refuses_writes_with_a_reason(ros, launc
         data = disk / "mem"
         seed_store(data / "memory.db", {"Alice": ALICE})
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        memory = launch("memory_node", params={"data_dir": str(data)})
+        memory = launch("memory_node", params={"data_dir": str(data),
+                                               "remember_gate": False})  # synthetic faces
         procs.append(memory)
         diag = MemoryDiagnostics(ros)
         svc = Services(ros, [memory])
