@@ -27,8 +27,12 @@ from visio_memoria.srv import LabelUnknown, ListPersons, ListUnknownClusters  # 
 from visio_memoria_ros.nodes.common import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
 from visio_memoria_ros.nodes.images import rgb_to_msg  # noqa: E402
 
-LABELLED = ("raj", "leonard", "howard")  # all three are in bbt1.jpg, with sheldon
-NEVER_LABELLED = "sheldon"
+# All five are in bbt3.jpg, each face clearly lit and near-frontal there: with the shipped dlib
+# thresholds (accept 0.94) each of the three is accepted from crops of other photos (bbt1.jpg's
+# faces are too weak for that: Raj 0.926, Leonard 0.943 at best).
+LABELLED = ("raj", "leonard", "howard")
+NEVER_LABELLED = ("sheldon", "penny")
+GROUP = "bbt3.jpg"
 PIPELINE = {
     "detector_node": {"torch_threads": 1},
     "embedding_node": {"scene_embedder": "none", "torch_num_threads": 1},
@@ -143,9 +147,9 @@ def test_unknowns_labelled_by_service_are_greeted_by_name(ros, launch, bbt_dir, 
 
     # 3. Ten seconds later the group photo: exactly the three are welcomed back.
     replay.offset += 10.0
-    group = _rgb(bbt_dir / "bbt1.jpg")
-    labels = json.loads((bbt_dir / "labels.json").read_text())["group_photos"]["bbt1.jpg"]
-    assert {x["name"] for x in labels} == {*LABELLED, NEVER_LABELLED}
+    group = _rgb(bbt_dir / GROUP)
+    labels = json.loads((bbt_dir / "labels.json").read_text())["group_photos"][GROUP]
+    assert {x["name"] for x in labels} == {*LABELLED, *NEVER_LABELLED}
     expected = {f"Welcome back, {n.capitalize()}!" for n in LABELLED}
 
     def replay_group():
@@ -164,10 +168,10 @@ def test_unknowns_labelled_by_service_are_greeted_by_name(ros, launch, bbt_dir, 
         ros.executor.spin_once(timeout_sec=0.1)
     said = [g.data for g in greetings]
     assert sorted(said) == sorted(expected), said
-    # Sheldon's face is in the photo and never KNOWN.
-    sheldon = next(x["center"] for x in labels if x["name"] == NEVER_LABELLED)
-    for msg in identities[-10:]:
-        for ident in msg.identities:
-            x1, y1, x2, y2 = ident.bbox
-            if x1 <= sheldon[0] <= x2 and y1 <= sheldon[1] <= y2:
-                assert ident.status != ident.STATUS_KNOWN, ident.name
+    # Sheldon's and Penny's faces are in the photo and never KNOWN.
+    for centre in (x["center"] for x in labels if x["name"] in NEVER_LABELLED):
+        for msg in identities[-10:]:
+            for ident in msg.identities:
+                x1, y1, x2, y2 = ident.bbox
+                if x1 <= centre[0] <= x2 and y1 <= centre[1] <= y2:
+                    assert ident.status != ident.STATUS_KNOWN, ident.name
