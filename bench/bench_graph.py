@@ -129,7 +129,7 @@ def run_config(name: str, config: dict[str, Any], clip: Path, args: argparse.Nam
     from sensor_msgs.msg import Image
     from visio_memoria.msg import IdentityArray, Perception
 
-    from visio_memoria_ros.nodes.common import RELIABLE_QOS, SENSOR_QOS
+    from visio_memoria_ros.nodes.qos import RELIABLE_QOS, SENSOR_QOS
 
     work = root / name
     work.mkdir()

@@ -133,7 +133,7 @@ class Camera:
         from std_msgs.msg import String
         from visio_memoria.msg import IdentityArray, Perception
 
-        from visio_memoria_ros.nodes.common import RELIABLE_QOS, SENSOR_QOS
+        from visio_memoria_ros.nodes.qos import RELIABLE_QOS, SENSOR_QOS
 
         self.context = Context()
         rclpy.init(context=self.context)

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from msg_fill import fill
 from ros_harness import check_local_discovery
 
-from visio_memoria_ros.nodes.common import run_node
+from visio_memoria_ros.nodes.startup import run_node
 
 
 def echo_node() -> rclpy.node.Node:

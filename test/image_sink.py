@@ -19,7 +19,7 @@ from std_msgs.msg import Header
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ros_harness import check_local_discovery
 
-from visio_memoria_ros.nodes.common import run_node
+from visio_memoria_ros.nodes.startup import run_node
 
 
 def sink_node() -> rclpy.node.Node:

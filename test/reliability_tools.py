@@ -20,8 +20,9 @@ from visio_memoria.msg import Face, Identity, IdentityArray, MemoryEvent, Percep
 from visio_memoria.srv import GetGallery, ListVisits
 
 from visio_memoria_ros.memory.validation import validate_vector
-from visio_memoria_ros.nodes.common import LATCHED_QOS, s_to_stamp
 from visio_memoria_ros.nodes.images import rgb_to_msg
+from visio_memoria_ros.nodes.qos import LATCHED_QOS
+from visio_memoria_ros.nodes.stamps import s_to_stamp
 
 #: The identity node's default embedder: its thresholds (accept 0.925) apply.
 EMBEDDER = "dlib_resnet_v1_128"

@@ -16,7 +16,8 @@ from std_msgs.msg import Header  # noqa: E402
 from visio_memoria.msg import ActivityArray, Perception, Person  # noqa: E402
 
 from visio_memoria_ros.activity import train_head  # noqa: E402
-from visio_memoria_ros.nodes.common import RELIABLE_QOS, s_to_stamp, stamp_to_s  # noqa: E402
+from visio_memoria_ros.nodes.qos import RELIABLE_QOS  # noqa: E402
+from visio_memoria_ros.nodes.stamps import s_to_stamp, stamp_to_s  # noqa: E402
 
 T0 = 1_700_000_000.0
 EMBEDDER = "test_scene_v1"

@@ -20,7 +20,8 @@ from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from visio_memoria_ros.nodes.common import SENSOR_QOS, stamp_to_s  # noqa: E402
+from visio_memoria_ros.nodes.qos import SENSOR_QOS  # noqa: E402
+from visio_memoria_ros.nodes.stamps import stamp_to_s  # noqa: E402
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ from std_msgs.msg import String  # noqa: E402
 from visio_memoria.msg import IdentityArray  # noqa: E402
 from visio_memoria.srv import LabelUnknown, ListPersons, ListUnknownClusters  # noqa: E402
 
-from visio_memoria_ros.nodes.common import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
 from visio_memoria_ros.nodes.images import rgb_to_msg  # noqa: E402
+from visio_memoria_ros.nodes.qos import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
 
 # All five are in bbt3.jpg, each face clearly lit and near-frontal there: with the shipped dlib
 # thresholds (accept 0.94) each of the three is accepted from crops of other photos (bbt1.jpg's

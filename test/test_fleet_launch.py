@@ -42,8 +42,8 @@ from std_msgs.msg import String  # noqa: E402
 from visio_memoria.msg import IdentityArray, MemoryEvent  # noqa: E402
 from visio_memoria.srv import ForgetPerson, LabelUnknown, ListUnknownClusters  # noqa: E402
 
-from visio_memoria_ros.nodes.common import LATCHED_QOS, RELIABLE_QOS  # noqa: E402
 from visio_memoria_ros.nodes.processes import node_env  # noqa: E402
+from visio_memoria_ros.nodes.qos import LATCHED_QOS, RELIABLE_QOS  # noqa: E402
 
 ROBOTS = ("robot1", "robot2")
 NAME = "Visitor Quinn"

@@ -272,8 +272,8 @@ def test_nodes_survive_hostile_messages_and_service_calls(ros, launch, tmp_path)
     from visio_memoria.msg import ActivityArray, IdentityArray, Perception
     from visio_memoria.srv import LabelUnknown, ListPersons, ListUnknownClusters
 
-    from visio_memoria_ros.nodes.common import RELIABLE_QOS, SENSOR_QOS
     from visio_memoria_ros.nodes.images import rgb_to_msg
+    from visio_memoria_ros.nodes.qos import RELIABLE_QOS, SENSOR_QOS
 
     data = tmp_path / "mem"
     procs = {

@@ -21,7 +21,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from reliability_tools import EMBEDDER, FakeMemory, perception, unit  # noqa: E402
 from visio_memoria.msg import IdentityArray, Perception  # noqa: E402
 
-from visio_memoria_ros.nodes.common import RELIABLE_QOS  # noqa: E402
+from visio_memoria_ros.nodes.qos import RELIABLE_QOS  # noqa: E402
 
 RNG = np.random.default_rng(11)
 ALICE, BOB = unit(RNG), unit(RNG)

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.dds
 
 from visio_memoria.msg import Face, IdentityArray, Perception  # noqa: E402
 
-from visio_memoria_ros.nodes.common import RELIABLE_QOS  # noqa: E402
+from visio_memoria_ros.nodes.qos import RELIABLE_QOS  # noqa: E402
 
 
 def _face(track_id: int, bbox, vector) -> Face:

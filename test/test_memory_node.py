@@ -21,8 +21,8 @@ from visio_memoria.srv import (  # noqa: E402
     RenamePerson,
 )
 
-from visio_memoria_ros.nodes.common import LATCHED_QOS, RELIABLE_QOS  # noqa: E402
 from visio_memoria_ros.nodes.images import rgb_to_msg  # noqa: E402
+from visio_memoria_ros.nodes.qos import LATCHED_QOS, RELIABLE_QOS  # noqa: E402
 
 DIM = 128
 

@@ -21,7 +21,7 @@ from visio_memoria.msg import IdentityArray  # noqa: E402
 from visio_memoria.srv import ListPersons  # noqa: E402
 
 from visio_memoria_ros.memory import PostgresStore  # noqa: E402
-from visio_memoria_ros.nodes.common import RELIABLE_QOS  # noqa: E402
+from visio_memoria_ros.nodes.qos import RELIABLE_QOS  # noqa: E402
 
 ERROR = 2
 

@@ -29,8 +29,9 @@ from visio_memoria.srv import (  # noqa: E402
 )
 
 from visio_memoria_ros.memory import SQLiteStore, StoreOptions  # noqa: E402
-from visio_memoria_ros.nodes.common import RELIABLE_QOS, s_to_stamp  # noqa: E402
 from visio_memoria_ros.nodes.images import rgb_to_msg  # noqa: E402
+from visio_memoria_ros.nodes.qos import RELIABLE_QOS  # noqa: E402
+from visio_memoria_ros.nodes.stamps import s_to_stamp  # noqa: E402
 
 DIM = 128
 EMB = "test_embedder_128"

@@ -29,8 +29,8 @@ pytestmark = [pytest.mark.dds, pytest.mark.slow]
 from visio_memoria.msg import IdentityArray  # noqa: E402
 
 from visio_memoria_ros.config import NODE_PARAMS  # noqa: E402
-from visio_memoria_ros.nodes.common import RELIABLE_QOS  # noqa: E402
 from visio_memoria_ros.nodes.processes import node_env  # noqa: E402
+from visio_memoria_ros.nodes.qos import RELIABLE_QOS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"

@@ -23,13 +23,9 @@ from std_msgs.msg import Header  # noqa: E402
 from visio_memoria.msg import Activity, ActivityArray, Identity, IdentityArray  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from visio_memoria_ros.nodes.common import (  # noqa: E402
-    RELIABLE_QOS,
-    SENSOR_QOS,
-    s_to_stamp,
-    stamp_to_s,
-)
 from visio_memoria_ros.nodes.images import rgb_to_msg  # noqa: E402
+from visio_memoria_ros.nodes.qos import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
+from visio_memoria_ros.nodes.stamps import s_to_stamp, stamp_to_s  # noqa: E402
 
 try:  # Iron and later
     from rclpy.event_handler import (

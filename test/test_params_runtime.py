@@ -64,9 +64,10 @@ from visio_memoria.msg import Face, IdentityArray, Perception  # noqa: E402
 from visio_memoria.srv import LabelUnknown  # noqa: E402
 
 from visio_memoria_ros.config import NODE_PARAMS, ParamSpec  # noqa: E402
-from visio_memoria_ros.nodes.common import RELIABLE_QOS, SENSOR_QOS, s_to_stamp  # noqa: E402
 from visio_memoria_ros.nodes.images import rgb_to_msg  # noqa: E402
 from visio_memoria_ros.nodes.processes import node_env  # noqa: E402
+from visio_memoria_ros.nodes.qos import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
+from visio_memoria_ros.nodes.stamps import s_to_stamp  # noqa: E402
 
 README = REPO / "README.md"
 #: Values for parameters whose new value the generic rule cannot pick (cross-checks).
@@ -563,7 +564,7 @@ def test_every_node_is_covered():
 
 def test_a_node_without_a_run_time_handler_refuses_changes(ros):
     """VisioNode answers "successful" only when the node applies changes (on_params_changed)."""
-    from visio_memoria_ros.nodes.common import VisioNode
+    from visio_memoria_ros.nodes.params import VisioNode
 
     spec = ParamSpec("threshold", 0.5, "A value the node would read only at start.")
     node = VisioNode("no_handler_node", [spec], context=ros.context)

@@ -12,8 +12,8 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from visio_memoria.msg import Perception  # noqa: E402
 
-from visio_memoria_ros.nodes.common import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
 from visio_memoria_ros.nodes.images import rgb_to_msg  # noqa: E402
+from visio_memoria_ros.nodes.qos import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
 
 FAST_DETECTOR = {"min_face_size": 40, "detect_max_side": 640, "torch_threads": 1}
 

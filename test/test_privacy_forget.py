@@ -46,7 +46,7 @@ from visio_memoria.srv import (  # noqa: E402
 
 from visio_memoria_ros.memory import SQLiteStore  # noqa: E402
 from visio_memoria_ros.memory.codec import CropCodec  # noqa: E402
-from visio_memoria_ros.nodes.common import LATCHED_QOS, RELIABLE_QOS  # noqa: E402
+from visio_memoria_ros.nodes.qos import LATCHED_QOS, RELIABLE_QOS  # noqa: E402
 
 NAME = "Zebulon Quixote-Ünïcødé"
 KEY_ENV = "VM_PRIVACY_TEST_KEY"

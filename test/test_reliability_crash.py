@@ -51,7 +51,7 @@ from visio_memoria.srv import (  # noqa: E402
     RenamePerson,
 )
 
-from visio_memoria_ros.nodes.common import LATCHED_QOS, RELIABLE_QOS  # noqa: E402
+from visio_memoria_ros.nodes.qos import LATCHED_QOS, RELIABLE_QOS  # noqa: E402
 
 CYCLES = int(os.environ.get("VISIO_MEMORIA_CRASH_CYCLES", "3"))
 MAX_PER_TRACK = 3

@@ -57,7 +57,7 @@ from visio_memoria.srv import (  # noqa: E402
 )
 
 from visio_memoria_ros.memory import SQLiteStore  # noqa: E402
-from visio_memoria_ros.nodes.common import LATCHED_QOS, RELIABLE_QOS  # noqa: E402
+from visio_memoria_ros.nodes.qos import LATCHED_QOS, RELIABLE_QOS  # noqa: E402
 
 RNG = np.random.default_rng(7)
 ALICE, BOB = unit(RNG), unit(RNG)

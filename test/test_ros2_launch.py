@@ -42,8 +42,8 @@ from visio_memoria.srv import ListPersons  # noqa: E402
 from visio_memoria_ros.config import NODE_PARAMS, load_node_params  # noqa: E402
 from visio_memoria_ros.config import memory as memory_config  # noqa: E402
 from visio_memoria_ros.memory import SQLiteStore  # noqa: E402
-from visio_memoria_ros.nodes.common import RELIABLE_QOS  # noqa: E402
 from visio_memoria_ros.nodes.processes import node_env  # noqa: E402
+from visio_memoria_ros.nodes.qos import RELIABLE_QOS  # noqa: E402
 
 README = REPO / "README.md"
 SHIPPED_YAML = REPO / "config" / "visio_memoria.yaml"

@@ -32,8 +32,9 @@ from sensor_msgs.msg import Image  # noqa: E402
 from visio_memoria.msg import IdentityArray  # noqa: E402
 
 from visio_memoria_ros.memory import PENDING, SQLiteStore, StoreOptions  # noqa: E402
-from visio_memoria_ros.nodes.common import SENSOR_QOS, stamp_to_s  # noqa: E402
 from visio_memoria_ros.nodes.images import rgb_to_msg  # noqa: E402
+from visio_memoria_ros.nodes.qos import SENSOR_QOS  # noqa: E402
+from visio_memoria_ros.nodes.stamps import stamp_to_s  # noqa: E402
 
 ENROLLED = ("penny", "howard")
 PIPELINE = {

@@ -27,16 +27,12 @@ from visio_memoria.msg import ActivityArray, Perception
 from ..activity import ActivityEngine, dynamics_config_from_params
 from ..activity.smoothing import ActivitySmoother
 from ..config import activity as activity_params
-from .common import (
-    RELIABLE_QOS,
-    NodeStartupError,
-    StageDiagnostics,
-    StageStats,
-    VisioNode,
-    run_node,
-    stamp_to_s,
-)
 from .convert import activities_to_msg, persons_from_msg
+from .diagnostics import StageDiagnostics, StageStats
+from .params import VisioNode
+from .qos import RELIABLE_QOS
+from .stamps import stamp_to_s
+from .startup import NodeStartupError, run_node
 
 
 def _check_combination(values: dict[str, Any]) -> str | None:

@@ -16,8 +16,10 @@ from std_msgs.msg import Header
 
 from ..config import camera as camera_params
 from ..core.sources import RetryPolicy, SourceState, SupervisedSource
-from .common import SENSOR_QOS, VisioNode, run_node
 from .images import rgb_to_msg
+from .params import VisioNode
+from .qos import SENSOR_QOS
+from .startup import run_node
 
 _LEVELS = {
     SourceState.RUNNING: DiagnosticStatus.OK,

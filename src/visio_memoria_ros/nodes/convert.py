@@ -24,8 +24,8 @@ from ..core.types import (
     Status,
     as_landmarks,
 )
-from .common import s_to_stamp, stamp_to_s
 from .images import ImageConverter, empty_image, rgb_to_msg
+from .stamps import s_to_stamp, stamp_to_s
 
 _NAN10 = [math.nan] * 10
 

@@ -31,9 +31,9 @@ from std_msgs.msg import String
 from visio_memoria.msg import IdentityArray, Perception
 from visio_memoria.srv import LabelUnknown, ListUnknownClusters, ListVisits
 
-from .common import RELIABLE_QOS, SENSOR_QOS
 from .images import ImageConverter
 from .processes import NodeProcess, check_local_discovery
+from .qos import RELIABLE_QOS, SENSOR_QOS
 from .reliable_call import ReliableCall
 
 NODES = ("detector_node", "embedding_node", "identity_node", "memory_node", "activity_node",

@@ -17,16 +17,13 @@ from visio_memoria.msg import Perception
 from ..config import detector as detector_params
 from ..perception import Perceiver
 from ..perception.pipeline import RUNTIME_FIELDS
-from .common import (
-    RELIABLE_QOS,
-    FrameWorker,
-    NodeStartupError,
-    VisioNode,
-    run_node,
-    stamp_to_s,
-)
 from .convert import frame_to_msg
 from .images import ImageConverter, subscribe_image
+from .params import VisioNode
+from .qos import RELIABLE_QOS
+from .stamps import stamp_to_s
+from .startup import NodeStartupError, run_node
+from .worker import FrameWorker
 
 
 class DetectorNode(VisioNode):

@@ -21,18 +21,14 @@ from visio_memoria.msg import Perception
 from ..config import embedding as embedding_params
 from ..embedding import build_embed_policy, build_embedding_stack
 from ..embedding.stage import EmbedStage
-from .common import (
-    RELIABLE_QOS,
-    WARN,
-    FrameWorker,
-    Health,
-    NodeStartupError,
-    VisioNode,
-    run_node,
-    stamp_to_s,
-)
 from .convert import frame_from_msg, frame_to_msg
+from .diagnostics import WARN, Health
 from .images import ImageConverter
+from .params import VisioNode
+from .qos import RELIABLE_QOS
+from .stamps import stamp_to_s
+from .startup import NodeStartupError, run_node
+from .worker import FrameWorker
 
 
 class EmbeddingNode(VisioNode):

@@ -36,23 +36,14 @@ from visio_memoria.srv import GetGallery, ListVisits
 from ..config import identity as identity_params
 from ..core.types import NO_TRACK, Status
 from ..identity import EngineConfig, GalleryEntry, IdentityEngine, NegativeEntry
-from .common import (
-    ERROR,
-    LATCHED_QOS,
-    OK,
-    RELIABLE_QOS,
-    WARN,
-    Health,
-    NodeStartupError,
-    StageDiagnostics,
-    StageStats,
-    VisioNode,
-    run_node,
-    stamp_to_s,
-)
 from .convert import frame_from_msg, identities_to_msg
+from .diagnostics import ERROR, OK, WARN, Health, StageDiagnostics, StageStats
 from .images import ImageConverter
+from .params import VisioNode
+from .qos import LATCHED_QOS, RELIABLE_QOS
 from .reliable_call import ReliableCall
+from .stamps import stamp_to_s
+from .startup import NodeStartupError, run_node
 
 #: Newest visits asked from memory_node at start to find the open ones (newest first).
 OPEN_VISITS_LIMIT = 500

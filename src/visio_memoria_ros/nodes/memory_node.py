@@ -95,23 +95,14 @@ from ..memory.sightings import (
     is_disconnected,
 )
 from ..perception.quality import FacenessChecker, QualityGate, assess_face
-from .common import (
-    ERROR,
-    LATCHED_QOS,
-    OK,
-    RELIABLE_QOS,
-    WARN,
-    Health,
-    StageDiagnostics,
-    StageStats,
-    VisioNode,
-    run_node,
-    s_to_stamp,
-    stamp_to_s,
-)
 from .convert import identity_from_msg
+from .diagnostics import ERROR, OK, WARN, Health, StageDiagnostics, StageStats
 from .images import ImageConverter, rgb_to_msg
+from .params import VisioNode
+from .qos import LATCHED_QOS, RELIABLE_QOS
 from .reliable_call import ReliableCall
+from .stamps import s_to_stamp, stamp_to_s
+from .startup import run_node
 
 #: How often one person's open visit is written while they stay in view [s].
 VISIT_WRITE_INTERVAL = 1.0

@@ -30,7 +30,8 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
-from .common import NodeStartupError, _route_library_logging
+from .logging_bridge import route_library_logging
+from .startup import NodeStartupError
 
 #: Node name -> (module in visio_memoria_ros.nodes, class), in start order: the consumers of a
 #: topic subscribe before its producer starts publishing.
@@ -106,7 +107,7 @@ def main(args: list[str] | None = None) -> None:
     """Entry point of the visio_memoria_node executable."""
     argv = list(sys.argv if args is None else args)
     rclpy.init(args=argv)
-    _route_library_logging()
+    route_library_logging()
     parser = argparse.ArgumentParser(prog="visio_memoria_node", description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", default=",".join(NODES),
                         help=f"comma-separated nodes to run (default: all: {', '.join(NODES)})")

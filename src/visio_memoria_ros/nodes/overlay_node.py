@@ -49,15 +49,13 @@ from ..overlay import (
     identity_markers,
     marker_scale,
 )
-from .common import (
-    RELIABLE_QOS,
-    FrameWorker,
-    VisioNode,
-    run_node,
-    stamp_to_s,
-)
 from .convert import persons_from_msg
 from .images import ImageConverter, image_qos, rgb_to_msg, subscribe_image
+from .params import VisioNode
+from .qos import RELIABLE_QOS
+from .stamps import stamp_to_s
+from .startup import run_node
+from .worker import FrameWorker
 
 #: Results kept per kind (at 30 Hz about 3 s of history).
 BUFFER_SIZE = 100

@@ -1,0 +1,68 @@
+"""Starting and stopping a node process: ``run_node`` and the error that refuses a start.
+
+Decision (written once): the nodes are plain ``rclpy`` nodes, not lifecycle nodes. Each loads
+its models in ``__init__`` (before it subscribes) and exits non-zero with one clear log line
+when a model or file is missing, so ``ros2 launch`` (``respawn``) and systemd see the failure.
+Lifecycle nodes would need a lifecycle manager that none of our target setups runs, and a node
+must never trigger its own transitions.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from .logging_bridge import route_library_logging
+
+
+class NodeStartupError(RuntimeError):
+    """A node cannot start (missing model, bad parameter); the message says what to fix."""
+
+
+def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads: int = 2) -> None:
+    """Init rclpy, build the node, spin until shutdown; exit 1 with one clear line on failure.
+
+    A node ends itself (e.g. the camera at the end of a file) with ``request_exit(code)``.
+    """
+    rclpy.init(args=args if args is not None else sys.argv)
+    route_library_logging()
+    log = rclpy.logging.get_logger("visio_memoria")
+    try:
+        node = factory()
+    except (NodeStartupError, FileNotFoundError, ValueError, ImportError, RuntimeError) as exc:
+        log.fatal(f"cannot start: {exc}")
+        rclpy.try_shutdown()
+        sys.exit(1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        # Shut down while still loading (a launch that ends early): a clean exit, no traceback.
+        log.info("shut down while starting")
+        rclpy.try_shutdown()
+        return
+    code = 0
+    executor = MultiThreadedExecutor(num_threads=threads)
+    executor.add_node(node)
+    try:
+        while rclpy.ok() and getattr(node, "exit_code", None) is None:
+            executor.spin_once(timeout_sec=0.1)
+        code = getattr(node, "exit_code", None) or 0
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            # Ctrl-C in a terminal reaches every node of the process group and ros2 launch
+            # forwards its own SIGINT: the second one must not break the clean-up.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        close = getattr(node, "close", None)
+        if callable(close):
+            close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    if code:
+        sys.exit(code)
