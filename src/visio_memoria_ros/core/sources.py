@@ -289,6 +289,8 @@ class SupervisedSource:
             self.reconnects += 1
             log.info("reopened %s %r after %d failed attempts", self.kind, self.source,
                      self.failures)
+        else:
+            log.debug("opened %s %r", self.kind, self.source)
         self.state = SourceState.RUNNING
         return True
 

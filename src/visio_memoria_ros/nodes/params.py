@@ -18,6 +18,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from ..config import ParamSpec, validate_value
+from .logging_bridge import follow_ros_log_level
 from .startup import NodeStartupError
 
 
@@ -59,6 +60,7 @@ class VisioNode(Node):
         **kwargs: Any,
     ) -> None:
         super().__init__(name, **kwargs)
+        follow_ros_log_level(self.get_logger())  # before any model loads and logs
         self._cross_check = cross_check
         self._specs = {s.name: s for s in specs}
         self.params: dict[str, Any] = {}

@@ -90,6 +90,7 @@ class NodeProcess:
         params_file: Path | None = None,
         name: str | None = None,
         env: dict[str, str] | None = None,
+        log_level: str | None = None,
     ) -> None:
         if isinstance(executable, str):
             path = install_lib() / executable
@@ -107,6 +108,8 @@ class NodeProcess:
             cmd += ["-p", f"{key}:={_param_literal(value)}"]
         for src, dst in (remap or {}).items():
             cmd += ["-r", f"{src}:={dst}"]
+        if log_level is not None:
+            cmd += ["--log-level", log_level]  # "debug", or "<logger>:=debug"
         self.cmd = cmd
         self.log_path = log_dir / f"{self.name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
