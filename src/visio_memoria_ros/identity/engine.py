@@ -33,7 +33,7 @@ from ..config.identity import (
 from ..config.spec import validate_value
 from ..core.handoff import UntrackedHandoff
 from ..core.types import NO_TRACK, FaceObservation, IdentityDecision, Status
-from .greeting import Greeting, GreetingPolicy, Visit
+from .greeting import Greeting, GreetingPolicy
 from .index import NO_ID, GalleryIndex, IndexKind, validate_vectors
 from .matcher import FrameScores, Matcher, Thresholds
 from .voting import TrackVoter
@@ -132,7 +132,6 @@ class EngineOutput:
 
     decisions: list[IdentityDecision]
     greetings: list[Greeting] = field(default_factory=list)
-    ended_visits: list[Visit] = field(default_factory=list)
     expired_tracks: list[int] = field(default_factory=list)
 
 
@@ -212,8 +211,8 @@ class IdentityEngine:
     ) -> GalleryReport:
         """Build a new gallery and swap it in atomically; tracks of removed persons are reset.
 
-        The new gallery is the whole truth: ``add_entries`` calls made while it is being built
-        are not carried over (reload again, or serialise the two).
+        The new gallery is the whole truth: identity_node reloads the memory's whole gallery
+        whenever ``memory/events`` announces a newer revision (labelling, merging, forgetting).
         """
         gallery, report = self._build_gallery(entries, negatives, opted_out)
         with self._state_lock:
@@ -234,59 +233,6 @@ class IdentityEngine:
             f", skipped {dict(report.skipped)}" if report.skipped else "",
         )
         return report
-
-    def add_entries(self, entries: Iterable[GalleryEntry]) -> int:
-        """Add vectors to the live gallery (new enrolments); returns how many were added."""
-        entries = list(entries)
-        with self._state_lock:
-            gallery = self._gallery
-            usable, skipped = self._filter_entries(entries, gallery.dim)
-            for reason, count in skipped.items():
-                logger.warning("add_entries: skipped %d vectors: %s", count, reason)
-            if not usable:
-                return 0
-            index = gallery.matcher.index
-            negatives = gallery.matcher.negatives() if index is not None else {}
-            if index is None:
-                index = self._new_index(int(np.asarray(usable[0].vector).size))
-            index.add(
-                [e.embedding_id for e in usable],
-                [e.person_id for e in usable],
-                np.stack([np.asarray(e.vector, np.float32).reshape(-1) for e in usable]),
-            )
-            # A new matcher: per-person centroids (aggregate=centroid) follow the new vectors.
-            matcher = self._new_matcher(index, negatives, gallery.opted_out)
-            names = dict(gallery.names)
-            names.update((e.person_id, e.name) for e in usable)
-            self._gallery = replace(gallery, matcher=matcher, names=names)
-        return len(usable)
-
-    def remove_embeddings(self, embedding_ids: Iterable[int]) -> int:
-        """Remove vectors from the live gallery by id; persons left without vectors are dropped."""
-        with self._state_lock:
-            gallery = self._gallery
-            index = gallery.matcher.index
-            if index is None:
-                return 0
-            removed = index.remove(list(embedding_ids))
-            remaining = index.person_ids()
-            gone = set(gallery.names) - remaining
-            names = {p: n for p, n in gallery.names.items() if p in remaining}
-            if removed:
-                matcher = self._new_matcher(index, gallery.matcher.negatives(), gallery.opted_out)
-                self._gallery = replace(gallery, matcher=matcher, names=names)
-        if removed and gone:
-            with self._frame_lock:
-                self._voter.forget_persons(gone)
-        return removed
-
-    def set_opted_out(self, person_ids: Iterable[int]) -> None:
-        """Replace the set of never-remember persons (never KNOWN, never greeted, not stored)."""
-        opted = frozenset(int(p) for p in person_ids)
-        with self._state_lock:
-            gallery = self._gallery
-            matcher = self._new_matcher(gallery.matcher.index, gallery.matcher.negatives(), opted)
-            self._gallery = replace(gallery, matcher=matcher, opted_out=opted)
 
     def reconfigure(self, config: EngineConfig) -> bool:
         """Apply new settings without losing tracks or visits; returns True if a reload is due.
@@ -361,7 +307,7 @@ class IdentityEngine:
             expired = self._voter.expire(t)
             for tid in expired:
                 self._greeter.forget_track(tid)
-            ended = self._greeter.expire(t)
+            self._greeter.expire(t)  # visits ended by absence: the next sighting greets
 
             queries: list[np.ndarray] = []
             query_of: dict[int, int] = {}
@@ -431,7 +377,7 @@ class IdentityEngine:
                     greeting = self._greeter.on_unknown(int(face.track_id), t)
                 if greeting is not None:
                     greetings.append(greeting)
-        return EngineOutput(decisions, greetings, ended, expired)
+        return EngineOutput(decisions, greetings, expired_tracks=expired)
 
     @staticmethod
     def _candidate(scores: FrameScores, gallery: _Gallery) -> tuple[int, float]:
@@ -490,11 +436,6 @@ class IdentityEngine:
                 self._greeter.resume_visit(int(person_id), float(start), t)
                 n += 1
         return n
-
-    def close_visits(self) -> list[Visit]:
-        """Close all open visits (shutdown) and return them."""
-        with self._frame_lock:
-            return self._greeter.visits.close_all()
 
     # ------------------------------------------------------------------ internals
     def _usable_embedding(self, face: FaceObservation, dim: int | None) -> np.ndarray | None:
