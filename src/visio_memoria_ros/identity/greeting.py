@@ -1,10 +1,16 @@
 """Visits and greetings: "Welcome back, <name>!" once per visit, with a per-person cooldown.
 
-``VisitTracker`` is the shared visit logic (the memory node reuses it to record visits): a visit
-of a person is a run of sightings with no gap longer than ``absence`` seconds. A gap of exactly
-``absence`` continues the visit; a longer one ends it (at the last sighting) and the next
-sighting starts a new visit. Times are always passed in (seconds, float), so tests are
-deterministic and ROS simulated time works.
+``VisitTracker`` holds the visits the greeting policy greets once: a visit of a person is a run
+of sightings with no gap longer than ``absence`` seconds. A gap of exactly ``absence`` continues
+the visit; a longer one ends it (at the last sighting) and the next sighting starts a new
+visit. Times are always passed in (seconds, float), so tests are deterministic and ROS
+simulated time works.
+
+These visits live in identity_node's memory only. The visits that are stored (per robot, with
+activities) are memory_node's: ``MemoryStore.open_or_extend_visit`` applies the same rule
+(``memory.rules.visit_continues``, memory_node's ``visit_absence``) and ``close_stale_visits``
+ends them. After a restart identity_node takes the stored open visits over
+(``IdentityEngine.resume_visits``), so nobody is greeted twice in one visit.
 """
 
 from __future__ import annotations

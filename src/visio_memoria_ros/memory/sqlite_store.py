@@ -12,9 +12,15 @@ corruption-safe in WAL mode, may lose the last commits on power loss) is availab
 storage. ``secure_delete=ON`` overwrites deleted rows with zeros, and operations that delete
 personal data end with a WAL checkpoint (TRUNCATE) so no copy stays in the -wal file.
 
-Concurrency: ``BEGIN IMMEDIATE`` makes every write transaction the only writer of the file
-(other processes wait up to ``busy_timeout``), so SQLite needs no lock names. In one process,
-one connection guarded by a lock; calls from several threads are serialised.
+Concurrency: several processes write the same file (memory_node, the labelling page, the
+CLI). Every write is one transaction opened with ``BEGIN IMMEDIATE``, which takes the file's
+write lock at once: while it runs it is the only writer, and a writer in another process waits
+up to ``StoreOptions.busy_timeout`` (5 s; sqlite3's ``timeout`` and ``PRAGMA busy_timeout``)
+for it, then fails with ``StoreUnavailable`` (reason ``locked``) having changed nothing. A
+transaction commits whole or rolls back, so no writer sees another's half-done change, and
+WAL lets readers go on reading the last commit while a write runs. SQLite therefore needs no
+lock names (``transaction`` ignores them). In one process, one connection guarded by a lock;
+calls from several threads are serialised.
 """
 
 from __future__ import annotations
@@ -235,7 +241,8 @@ class SQLiteDatabase(Database):
 
     @contextmanager
     def transaction(self, locks: Sequence[str] = (WRITE_LOCK,)) -> Iterator[Conn]:
-        """``BEGIN IMMEDIATE`` (the one writer of the file) ... ``COMMIT``, or ``ROLLBACK``."""
+        """``BEGIN IMMEDIATE`` (the file's only writer until it ends) ... ``COMMIT``, or
+        ``ROLLBACK``."""
         del locks  # BEGIN IMMEDIATE already excludes every other writer
         with self.lock:
             if not self._writable:
