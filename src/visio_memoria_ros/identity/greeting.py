@@ -7,10 +7,11 @@ visit. Times are always passed in (seconds, float), so tests are deterministic a
 simulated time works.
 
 These visits live in identity_node's memory only. The visits that are stored (per robot, with
-activities) are memory_node's: ``MemoryStore.open_or_extend_visit`` applies the same rule
-(``memory.rules.visit_continues``, memory_node's ``visit_absence``) and ``close_stale_visits``
-ends them. After a restart identity_node takes the stored open visits over
-(``IdentityEngine.resume_visits``), so nobody is greeted twice in one visit.
+activities) are memory_node's: ``MemoryStore.open_or_extend_visit`` applies the same absence
+rule (``memory.rules.visit_continues``, memory_node's ``visit_absence``; a clock jumping back
+does not end a stored visit) and ``close_stale_visits`` ends them. After a restart
+identity_node takes the stored open visits over (``IdentityEngine.resume_visits``), so nobody
+is greeted twice in one visit.
 """
 
 from __future__ import annotations
