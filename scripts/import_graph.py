@@ -5,7 +5,8 @@
 
 A room is a sub-package (``core``, ``perception``, ...) or a top-level module (``pipeline``,
 ``export``, ``cli``) of ``src/visio_memoria_ros``. Every import counts, including the ones
-inside functions (they load lazily but are still dependencies). The rules:
+inside functions (they load lazily but are still dependencies). The rules (README,
+"Architecture"):
 
 - only ``nodes`` imports rclpy or the generated interfaces (``visio_memoria.msg``/``.srv``);
 - no room imports ``nodes`` (the CLI and the labelling page are front doors of their own);
