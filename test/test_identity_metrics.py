@@ -14,6 +14,7 @@ from visio_memoria_ros.identity.metrics import (
     dir_at_far,
     image_visits,
     open_set_rates,
+    pair_rates,
     rate_bounds,
     replay_visits,
     upper_bound,
@@ -109,3 +110,19 @@ def test_image_visits() -> None:
                                   for v in rnd if v.truth == 1)
     with pytest.raises(ValueError):
         image_visits(vecs, {"a": 1, "b": None}, 0)
+
+
+def test_pair_rates_at_the_threshold_and_the_best_one() -> None:
+    r = pair_rates([0.9, 0.8, 0.3, 0.85], [1, 1, 0, 0], threshold=0.82)
+    assert (r.accuracy, r.true_accept_rate, r.false_accept_rate) == (0.5, 0.5, 0.5)
+    # 0.8 and 0.9 both call 3 of 4 right: the lower one is reported
+    assert (r.best_threshold, r.best_accuracy) == (0.8, 0.75)
+    assert r.roc_auc == pytest.approx(0.75)  # 3 of the 4 genuine/impostor orderings right
+    only_same = pair_rates([0.9, 0.7], [1, 1], threshold=0.8)
+    assert only_same.false_accept_rate is None and only_same.roc_auc is None
+    assert (only_same.best_threshold, only_same.best_accuracy) == (0.7, 1.0)
+    only_different = pair_rates([0.5], [0], threshold=0.4)
+    assert only_different.true_accept_rate is None and only_different.accuracy == 0.0
+    assert only_different.best_threshold == np.inf and only_different.best_accuracy == 1.0
+    with pytest.raises(ValueError):
+        pair_rates([], [], 0.5)

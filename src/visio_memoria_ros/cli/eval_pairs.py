@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 from pathlib import Path
 from typing import Any
 
@@ -89,19 +90,14 @@ def cmd_eval_pairs(args: argparse.Namespace) -> int:
         "roc_auc": None, "calibration": None,
     }
     if s.size:
-        pred = s >= th.accept
-        out["accuracy"] = num(float(np.mean(pred == (y == 1))))
-        out["true_accept_rate"] = num(float(pred[y == 1].mean())) if (y == 1).any() else None
-        out["false_accept_rate"] = num(float(pred[y == 0].mean())) if (y == 0).any() else None
-        candidates = np.unique(np.concatenate([s, [np.inf]]))
-        accs = [float(np.mean((s >= t) == (y == 1))) for t in candidates]
-        best = int(np.argmax(accs))
-        out["best_accuracy"] = num(accs[best])
-        out["best_threshold"] = num(candidates[best]) if np.isfinite(candidates[best]) else 1.0
-        if 0 < y.sum() < y.size:
-            from sklearn.metrics import roc_auc_score
+        from ..identity.metrics import pair_rates
 
-            out["roc_auc"] = num(float(roc_auc_score(y, s)))
+        r = pair_rates(s, y, th.accept)
+        out.update(accuracy=num(r.accuracy), true_accept_rate=num(r.true_accept_rate),
+                   false_accept_rate=num(r.false_accept_rate),
+                   best_accuracy=num(r.best_accuracy), roc_auc=num(r.roc_auc),
+                   best_threshold=num(r.best_threshold) if math.isfinite(r.best_threshold)
+                   else 1.0)
         if args.target_far is not None:
             try:
                 cal = recommend_thresholds(s[y == 1].tolist(), s[y == 0].tolist(),

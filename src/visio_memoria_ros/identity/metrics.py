@@ -9,6 +9,8 @@
   is greeted correctly, greeted with another name, or not greeted.
 - ``rate_bounds``: exact (Clopper-Pearson) confidence bounds for a count out of n, so a small
   sample says how little it proves.
+- ``pair_rates``: verification of image pairs (same person or not) at one threshold, the best
+  threshold on those pairs and the ROC AUC (``visio-memoria eval pairs``).
 """
 
 from __future__ import annotations
@@ -118,6 +120,50 @@ def dir_at_far(outcomes: Sequence[ProbeOutcome], far: float, margin: float = 0.0
     rates = open_set_rates(outcomes, th)
     return {"far": far, "threshold": t, "dir": _round(rates.dir), "achieved_far": _round(rates.far),
             "strangers": len(strangers), "resolvable": far * len(strangers) >= 1.0}
+
+
+@dataclass(frozen=True)
+class PairRates:
+    """Verification of image pairs: a pair is called "same" when its similarity >= a threshold."""
+
+    #: Fraction of pairs called right at the threshold.
+    accuracy: float
+    #: Same-person pairs called same (None: no such pair).
+    true_accept_rate: float | None
+    #: Different-person pairs called same (None: no such pair).
+    false_accept_rate: float | None
+    #: The threshold (one of the similarities, or inf: call nothing same) with the best
+    #: accuracy on these pairs; the lowest such threshold on a tie.
+    best_threshold: float
+    best_accuracy: float
+    #: Area under the ROC curve (None unless both kinds of pair are present).
+    roc_auc: float | None
+
+
+def pair_rates(similarities: Sequence[float] | np.ndarray, same: Sequence[int] | np.ndarray,
+               threshold: float) -> PairRates:
+    """Verification rates of pairs with these similarities and truths (1 = same person)."""
+    s = np.asarray(similarities, dtype=np.float64)
+    y = np.asarray(same, dtype=int)
+    if s.size == 0 or s.shape != y.shape:
+        raise ValueError(f"need as many truths as similarities (> 0), got {s.shape}, {y.shape}")
+    pred = s >= threshold
+    candidates = np.unique(np.concatenate([s, [np.inf]]))
+    accs = [float(np.mean((s >= t) == (y == 1))) for t in candidates]
+    best = int(np.argmax(accs))
+    auc = None
+    if 0 < y.sum() < y.size:
+        from sklearn.metrics import roc_auc_score
+
+        auc = float(roc_auc_score(y, s))
+    return PairRates(
+        accuracy=float(np.mean(pred == (y == 1))),
+        true_accept_rate=float(pred[y == 1].mean()) if (y == 1).any() else None,
+        false_accept_rate=float(pred[y == 0].mean()) if (y == 0).any() else None,
+        best_threshold=float(candidates[best]),
+        best_accuracy=accs[best],
+        roc_auc=auc,
+    )
 
 
 @dataclass(frozen=True)
