@@ -164,3 +164,42 @@ def test_persons_without_vectors_of_the_arriving_embedder_are_reported(ros, laun
     mark = len(diag.statuses)
     ros.spin_until(lambda: len(diag.statuses) > mark + 1 and diag.statuses[-1][0] == 0, 30,
                    "OK again", [node])
+
+
+def test_an_undecided_identity_is_neither_a_visit_nor_an_unknown(ros, launch, tmp_path):
+    from visio_memoria_ros.memory import SQLiteStore
+
+    data = tmp_path / "mem"
+    with SQLiteStore(data / "memory.db") as store:
+        ada = store.create_person("Ada").person_id
+    node = launch("memory_node", params={"data_dir": str(data), "remember_gate": False})
+    diag = MemoryDiagnostics(ros)
+    pub = ros.node.create_publisher(IdentityArray, "identities", RELIABLE_QOS)
+    ros.wait_for_subscribers(pub, 1, 30, [node])
+    rng = np.random.default_rng(5)
+    t = 1_700_000_000.0
+    for k in range(3):
+        # Everything a visit or an unknown face needs, but the status left at its zero value.
+        v = rng.normal(size=DIM)
+        undecided = Identity(track_id=1, person_track_id=-1, person_id=ada, name="Ada",
+                             similarity=0.95, unknown_cluster_id=-1,
+                             bbox=[10.0, 10.0, 60.0, 70.0], new_evidence=True,
+                             embedding=(v / np.linalg.norm(v)).astype(np.float32).tolist(),
+                             embedder="test_embedder_128", quality=0.8)
+        undecided.crop = rgb_to_msg(np.full((32, 32, 3), 90, np.uint8))
+        assert undecided.status == Identity.STATUS_UNDECIDED
+        pub.publish(_identities(t + k, [undecided]))
+    # Then one stranger: remembered once the three before it were handled (one topic, in order).
+    v = rng.normal(size=DIM)
+    pub.publish(_identities(t + 3, [_unknown(2, v / np.linalg.norm(v), 150)]))
+
+    def counted() -> bool:
+        values = diag.statuses[-1][2] if diag.statuses else {}
+        return float(values.get("unknowns_remembered", 0)) >= 1
+
+    ros.spin_until(counted, 30, "the stranger remembered", [node])
+    visits = _call(ros, node, ListVisits, "list_visits", person_id=ada, limit=10)
+    assert visits.success and list(visits.visits) == []  # no visit of Ada
+    values = diag.statuses[-1][2]
+    assert float(values["unknowns_remembered"]) == 1  # and no stranger
+    assert float(values["not_remembered_undecided"]) == 3

@@ -76,6 +76,7 @@ def test_known_face_box_and_label_are_where_the_data_says(image: np.ndarray):
         (Status.KNOWN, "known_color"),
         (Status.UNCERTAIN, "uncertain_color"),
         (Status.UNKNOWN, "unknown_color"),
+        (Status.UNDECIDED, "uncertain_color"),  # neither known nor unknown
     ],
 )
 def test_box_colour_follows_status(image: np.ndarray, status: Status, attr: str):
@@ -93,6 +94,8 @@ def test_labels_of_each_status():
     assert identity_label(_identity(box, Status.UNKNOWN, 5)) == "unknown t5"
     assert identity_label(_identity(box, Status.UNCERTAIN, 9)) == "? t9"
     assert identity_label(_identity(box, Status.UNCERTAIN, -1)) == "?"
+    assert identity_label(_identity(box, Status.UNDECIDED, 9, name="Bob", person_id=4,
+                                    unknown_cluster_id=12)) == "? t9"
     assert identity_label(_identity(box, person_id=4), show_similarity=False) == "person 4 t1"
 
 

@@ -115,11 +115,16 @@ class Frame:
 
 
 class Status(IntEnum):
-    """Open-set identity status; values match ``Identity.msg`` STATUS_* constants."""
+    """Open-set identity status; values match ``Identity.msg`` STATUS_* constants.
 
-    KNOWN = 0
-    UNKNOWN = 1
-    UNCERTAIN = 2
+    ``UNDECIDED`` is the zero value, so a message nobody filled in is never KNOWN; the
+    identity engine never decides it.
+    """
+
+    UNDECIDED = 0
+    KNOWN = 1
+    UNKNOWN = 2
+    UNCERTAIN = 3
 
 
 @dataclass

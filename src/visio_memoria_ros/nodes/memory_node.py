@@ -464,6 +464,10 @@ class MemoryNode(VisioNode):
 
     def _record(self, ident: Any, t: float, location: str, msg: Any) -> None:
         status = int(ident.status)
+        if status not in (Status.KNOWN, Status.UNKNOWN, Status.UNCERTAIN):
+            # STATUS_UNDECIDED (a message nobody filled in): neither a visit nor a stranger.
+            self._refused("undecided")
+            return
         with self._lock:
             key = self._tracks.key(location, msg.track_session, int(ident.track_id),
                                    ident.bbox, t)
@@ -490,7 +494,7 @@ class MemoryNode(VisioNode):
         if status == Status.UNCERTAIN and (candidate < 0 or not self.params["remember_maybe"]):
             return  # not enough evidence yet for anything
         if status not in (Status.UNKNOWN, Status.UNCERTAIN):
-            return
+            return  # KNOWN without a person id
         if not self.params["remember_maybe"]:
             candidate = -1
         if msg.gallery_revision < 0:
