@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from visio_memoria_ros.config import NODE_PARAMS  # noqa: E402
+from visio_memoria_ros.config import NODE_PARAMS, ParamSpec, shared  # noqa: E402
 
 HEADER = """\
 # visio_memoria: every parameter of every node, with its default and what it does.
@@ -25,6 +25,8 @@ HEADER = """\
 # Keys are `/**/<node>:`, so the file applies in any namespace (`namespace:=robot1`). To give
 # one robot its own value, add a section for it after these, e.g. `/robot1/memory_node:`
 # (a later section overrides an earlier one; the CLI takes `--namespace robot1` to read it).
+# The first section, `/**:`, holds the parameters several nodes share (one value for all of
+# them; a node that does not declare one ignores it): change them there, not per node.
 # Parameters marked [read-only] take effect at start; the others can be changed at run time
 # with `ros2 param set /<node> <name> <value>` and are validated (a bad value is refused).
 # Generated from src/visio_memoria_ros/config/*.py by scripts/gen_params_yaml.py; keep the two
@@ -47,25 +49,40 @@ def node_key(node: str) -> str:
     return f"/**/{node}"
 
 
+#: The section of the parameters every node that declares them reads (``config/shared.py``).
+SHARED_KEY = "/**"
+
+
+def _entry(spec: ParamSpec, nodes: list[str] | None = None) -> list[str]:
+    desc = spec.description
+    bounds = []
+    if nodes:
+        bounds.append("read by " + ", ".join(nodes))
+    if spec.min is not None or spec.max is not None:
+        bounds.append(f"range [{spec.min}, {spec.max}]")
+    if spec.choices:
+        bounds.append("one of: " + ", ".join(spec.choices))
+    if spec.read_only:
+        bounds.append("read-only")
+    if bounds:
+        desc += " [" + "; ".join(bounds) + "]"
+    lines = [f"    # {line}\n" for line in textwrap.wrap(desc, width=92)]
+    return [*lines, f"    {spec.name}: {_literal(spec.default)}\n"]
+
+
 def render() -> str:
-    """The YAML text for the current specs."""
-    out = [HEADER]
+    """The YAML text for the current specs: the shared section, then one section per node."""
+    out = [HEADER, f"{SHARED_KEY}:\n  ros__parameters:\n"]
+    shared_names = {s.name for s in shared.PARAMS}
+    for spec in shared.PARAMS:
+        readers = [node for node, specs in NODE_PARAMS.items() if spec in specs]
+        out += _entry(spec, readers)
+    out.append("\n")
     for node, specs in NODE_PARAMS.items():
         out.append(f"{node_key(node)}:\n  ros__parameters:\n")
         for spec in specs:
-            desc = spec.description
-            bounds = []
-            if spec.min is not None or spec.max is not None:
-                bounds.append(f"range [{spec.min}, {spec.max}]")
-            if spec.choices:
-                bounds.append("one of: " + ", ".join(spec.choices))
-            if spec.read_only:
-                bounds.append("read-only")
-            if bounds:
-                desc += " [" + "; ".join(bounds) + "]"
-            for line in textwrap.wrap(desc, width=92):
-                out.append(f"    # {line}\n")
-            out.append(f"    {spec.name}: {_literal(spec.default)}\n")
+            if spec.name not in shared_names:
+                out += _entry(spec)
         out.append("\n")
     return "".join(out).rstrip() + "\n"
 

@@ -24,6 +24,7 @@ from visio_memoria_ros.config import (
     key_matches,
     load_node_params,
     parameter_sections,
+    shared,
     validate_value,
 )
 
@@ -65,9 +66,14 @@ def test_every_launched_executable_is_installed_and_has_parameters():
 
 def test_yaml_and_node_specs_match_both_ways():
     doc = yaml.safe_load(YAML.read_text(encoding="utf-8"))
-    assert set(doc) == {f"/**/{n}" for n in NODE_PARAMS}, "YAML sections and nodes differ"
+    assert next(iter(doc)) == "/**", "the shared section comes first"
+    assert set(doc) == {"/**"} | {f"/**/{n}" for n in NODE_PARAMS}, "sections and nodes differ"
+    common = doc["/**"]["ros__parameters"]
+    assert list(common) == [s.name for s in shared.PARAMS]
     for node, specs in NODE_PARAMS.items():
-        section = (doc[f"/**/{node}"] or {}).get("ros__parameters") or {}
+        own = (doc[f"/**/{node}"] or {}).get("ros__parameters") or {}
+        assert not set(own) & set(common), f"{node} repeats a shared parameter"
+        section = {**{s.name: common[s.name] for s in specs if s in shared.PARAMS}, **own}
         declared = {s.name for s in specs}
         only_yaml, undocumented = set(section) - declared, declared - set(section)
         assert not only_yaml and not undocumented, f"{node}: {only_yaml=} {undocumented=}"
@@ -87,7 +93,29 @@ def test_every_section_of_the_shipped_yaml_applies_in_any_namespace(namespace):
     for node in NODE_PARAMS:
         fqn = fully_qualified_name(node, namespace)
         matching = [key for key in doc if key_matches(key, fqn)]
-        assert matching == [f"/**/{node}"], (fqn, matching)
+        assert matching == ["/**", f"/**/{node}"], (fqn, matching)
+
+
+def test_a_shared_parameter_is_one_declaration_read_by_several_nodes():
+    for spec in shared.PARAMS:
+        readers = [node for node, specs in NODE_PARAMS.items() if spec in specs]
+        assert len(readers) >= 2, f"{spec.name} is shared by {readers} only"
+        for node, specs in NODE_PARAMS.items():
+            same_name = [s for s in specs if s.name == spec.name]
+            assert all(s is spec for s in same_name), f"{node} declares its own {spec.name}"
+
+
+def test_identity_and_memory_agree_on_the_visit():
+    from visio_memoria_ros.identity.greeting import VisitTracker
+    from visio_memoria_ros.memory.options import StoreOptions
+
+    values = {n: load_node_params(n, NODE_PARAMS[n], YAML)["visit_absence"]
+              for n in ("identity_node", "memory_node")}
+    assert values == {"identity_node": shared.VISIT_ABSENCE.default,
+                      "memory_node": shared.VISIT_ABSENCE.default}
+    assert StoreOptions().visit_absence == shared.VISIT_ABSENCE.default
+    assert StoreOptions.from_params({}).visit_absence == shared.VISIT_ABSENCE.default
+    assert VisitTracker().absence == shared.VISIT_ABSENCE.default
 
 
 def test_yaml_is_generated_from_the_specs():

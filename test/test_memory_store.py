@@ -442,7 +442,7 @@ def test_visits(store: SQLiteStore, clock: Clock) -> None:
     v3 = store.open_or_extend_visit(pid, t0 + 25, activity="waving")
     assert v3.dominant_activity == "waving"
     assert v3.activity_counts == {"standing": 2, "waving": 3}
-    # An absence longer than visit_absence (30 s) starts a new visit, closing the old one.
+    # An absence longer than visit_absence (60 s) starts a new visit, closing the old one.
     v4 = store.open_or_extend_visit(pid, t0 + 100, robot_id="r2")
     v5 = store.open_or_extend_visit(pid, t0 + 100)
     assert v5.visit_id != v.visit_id and v4.visit_id != v5.visit_id

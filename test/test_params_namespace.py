@@ -9,7 +9,10 @@ its ``get_parameters`` service. The CLI and the labelling page read parameter fi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 
@@ -17,6 +20,8 @@ from rcl_interfaces.srv import GetParameters  # noqa: E402
 from rclpy.parameter import parameter_value_to_python  # noqa: E402
 
 from visio_memoria_ros.config import NODE_PARAMS, load_node_params  # noqa: E402
+
+SHIPPED = Path(__file__).resolve().parents[1] / "config" / "visio_memoria.yaml"
 
 NODE = "activity_node"
 USER_FILE = """\
@@ -63,9 +68,10 @@ EXPECTED = {
 }
 
 
-def _read_back(ros, namespace: str, names: list[str], proc) -> dict[str, object]:
+def _read_back(ros, namespace: str, names: list[str], proc, node: str = NODE
+               ) -> dict[str, object]:
     prefix = namespace.rstrip("/")
-    client = ros.node.create_client(GetParameters, f"{prefix}/{NODE}/get_parameters")
+    client = ros.node.create_client(GetParameters, f"{prefix}/{node}/get_parameters")
     resp = ros.call(client, GetParameters.Request(names=names), 60, [proc], resend_after=5.0)
     return {n: parameter_value_to_python(v) for n, v in zip(names, resp.values, strict=True)}
 
@@ -96,3 +102,17 @@ def test_an_integer_for_a_float_is_refused_by_node_and_cli_alike(launch, tmp_pat
     proc = launch(NODE, params_file=path, remap={"__ns": "/robot1"})
     assert proc.wait(60) == 1
     assert "cannot start: parameter stale_after must be float" in proc.output()
+
+
+def test_the_shared_section_sets_one_visit_absence_for_identity_and_memory(ros, launch, tmp_path):
+    """The shipped file's ``/**:`` section is read by every node that declares its parameters."""
+    doc = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
+    doc["/**"]["ros__parameters"]["visit_absence"] = 45.0
+    doc["/**/memory_node"]["ros__parameters"]["data_dir"] = str(tmp_path / "memory")
+    path = tmp_path / "my.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    for node in ("identity_node", "memory_node"):
+        proc = launch(node, params_file=path, remap={"__ns": "/robot1"})
+        assert _read_back(ros, "/robot1", ["visit_absence"], proc, node) == {"visit_absence": 45.0}
+        assert load_node_params(node, NODE_PARAMS[node], path, namespace="robot1")[
+            "visit_absence"] == 45.0

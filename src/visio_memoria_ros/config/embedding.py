@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
+from .shared import UNTRACKED_HANDOFF
 from .spec import MODEL_LOOKUP, ParamSpec
-
-UNTRACKED_HANDOFF = ParamSpec(
-    "untracked_handoff_s",
-    1.0,
-    "An untracked face's embedding (and, in identity_node, its vote) counts as the first "
-    "one of the track that appears at the same place (IoU >= 0.5) within this time, "
-    "instead of being repeated; 0 = off. Keep equal in embedding_node and identity_node [s].",
-    min=0.0,
-    max=10.0,
-)
-"""Declared by embedding_node and identity_node alike: both sides of the hand-over."""
 
 PARAMS: list[ParamSpec] = [
     # --- which models -----------------------------------------------------------------------

@@ -49,7 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .embedding import UNTRACKED_HANDOFF
+from .shared import UNTRACKED_HANDOFF, VISIT_ABSENCE
 from .spec import ParamSpec
 
 EMBEDDER_DEFAULT = -1.0
@@ -224,14 +224,7 @@ PARAMS: list[ParamSpec] = [
         "Greeting published once per visit of a KNOWN person; '{name}' is replaced by the "
         "person's name. Empty = no greetings.",
     ),
-    ParamSpec(
-        "visit_absence",
-        60.0,
-        "A visit ends when the person has not been seen for longer than this [s]; the next "
-        "sighting starts a new visit (and a new greeting).",
-        min=0.1,
-        max=86400.0,
-    ),
+    VISIT_ABSENCE,
     ParamSpec(
         "greeting_cooldown",
         300.0,

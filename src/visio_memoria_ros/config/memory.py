@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .shared import VISIT_ABSENCE
 from .spec import ParamSpec
 
 #: The face-quality gate (perception.quality.QualityGate, one parameter per field). Defaults
@@ -116,14 +117,7 @@ PARAMS: list[ParamSpec] = [
     ParamSpec(
         "crop_quality", 90, "JPEG/WebP quality of stored crops (PNG ignores it).", min=1, max=100
     ),
-    ParamSpec(
-        "visit_absence",
-        30.0,
-        "A person unseen for longer than this [s] has left: their visit ends at the last "
-        "sighting and the next sighting opens a new visit.",
-        min=1.0,
-        max=86400.0,
-    ),
+    VISIT_ABSENCE,
     ParamSpec(
         "cluster_similarity",
         0.92,

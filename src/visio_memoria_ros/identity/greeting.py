@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from ..config.shared import VISIT_ABSENCE
 from ..core.types import NO_TRACK
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class VisitEvent:
 class VisitTracker:
     """Open visits keyed by person id; a visit ends after more than ``absence`` seconds unseen."""
 
-    def __init__(self, absence: float = 60.0) -> None:
+    def __init__(self, absence: float = VISIT_ABSENCE.default) -> None:
         if not (math.isfinite(absence) and absence > 0):
             raise ValueError(f"absence must be a positive number of seconds, got {absence}")
         self.absence = float(absence)
@@ -152,7 +153,7 @@ class GreetingPolicy:
         *,
         template: str = DEFAULT_TEMPLATE,
         cooldown: float = 300.0,
-        absence: float = 60.0,
+        absence: float = VISIT_ABSENCE.default,
         unknown_text: str = "",
         visits: VisitTracker | None = None,
     ) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config.shared import VISIT_ABSENCE
 from . import clustering
 from .codec import CropCodec
 
@@ -30,7 +31,7 @@ class StoreOptions:
     store_crops: bool = True
     synchronous: str = "FULL"
     robot_id: str = "robot"
-    visit_absence: float = 30.0
+    visit_absence: float = VISIT_ABSENCE.default
     cluster: clustering.ClusterParams = field(default_factory=clustering.ClusterParams)
     max_unknowns_per_track: int = 5
     #: A new unknown face this similar (cosine) to a "not a face" example is not remembered.
@@ -72,7 +73,7 @@ class StoreOptions:
             store_crops=bool(params.get("store_crops", True)),
             synchronous=str(params.get("synchronous", "FULL")),
             robot_id=robot or default_robot_id(str(params.get("namespace", "") or "")),
-            visit_absence=float(params.get("visit_absence", 30.0)),
+            visit_absence=float(params.get("visit_absence", VISIT_ABSENCE.default)),
             cluster=cluster,
             max_unknowns_per_track=int(params.get("max_unknowns_per_track", 5)),
             non_face_similarity=float(params.get("non_face_similarity", 0.95)),
