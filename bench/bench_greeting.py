@@ -303,7 +303,7 @@ def run_profile(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
         "memory_node": {"data_dir": str(data_dir), "recluster_period": 0.0,
                         "synchronous": "NORMAL"},
         "identity_node": {**_REPEATABLE, **profile["identity_node"]},
-        "embedding_node": {"scene_embedder": "none", "torch_num_threads": 1,
+        "embedding_node": {"scene_embedder": "none", "torch_threads": 1,
                            **profile["embedding_node"]},
         "detector_node": {"torch_threads": 1, **profile["detector_node"]},
     }

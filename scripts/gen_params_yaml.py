@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from visio_memoria_ros.config import NODE_PARAMS, ParamSpec, shared  # noqa: E402
+from visio_memoria_ros.config.spec import RENAMED_PARAMS  # noqa: E402
 
 HEADER = """\
 # visio_memoria: every parameter of every node, with its default and what it does.
@@ -53,8 +54,10 @@ def node_key(node: str) -> str:
 SHARED_KEY = "/**"
 
 
-def _entry(spec: ParamSpec, nodes: list[str] | None = None) -> list[str]:
+def _entry(spec: ParamSpec, nodes: list[str] | None = None, old: str = "") -> list[str]:
     desc = spec.description
+    if old:
+        desc += f" Formerly {old} (still read, with a warning)."
     bounds = []
     if nodes:
         bounds.append("read by " + ", ".join(nodes))
@@ -80,9 +83,10 @@ def render() -> str:
     out.append("\n")
     for node, specs in NODE_PARAMS.items():
         out.append(f"{node_key(node)}:\n  ros__parameters:\n")
+        old_names = {new: old for old, new in RENAMED_PARAMS.get(node, {}).items()}
         for spec in specs:
             if spec.name not in shared_names:
-                out += _entry(spec)
+                out += _entry(spec, old=old_names.get(spec.name, ""))
         out.append("\n")
     return "".join(out).rstrip() + "\n"
 

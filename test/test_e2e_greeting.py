@@ -35,7 +35,7 @@ NEVER_LABELLED = ("sheldon", "penny")
 GROUP = "bbt3.jpg"
 PIPELINE = {
     "detector_node": {"torch_threads": 1},
-    "embedding_node": {"scene_embedder": "none", "torch_num_threads": 1},
+    "embedding_node": {"scene_embedder": "none", "torch_threads": 1},
     "identity_node": {},
     "memory_node": {"recluster_period": 2.0},
 }

@@ -545,7 +545,7 @@ def test_factory_passes_threads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     before = torch.get_num_threads()
     try:
-        build_face_embedder("dlib", torch_num_threads=1)
+        build_face_embedder("dlib", torch_threads=1)
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

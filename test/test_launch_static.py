@@ -302,3 +302,31 @@ def test_an_invalid_namespace_is_refused_by_cli_and_labelling_page(tmp_path, cap
     assert "invalid ROS namespace" in capsys.readouterr().err
     with pytest.raises(ValueError, match="invalid ROS namespace"):
         parse_settings(["--namespace", "robot-1"])
+
+
+def test_a_renamed_parameter_is_read_under_its_old_name_with_a_warning(tmp_path, caplog):
+    specs = NODE_PARAMS["embedding_node"]
+    path = tmp_path / "old.yaml"
+    path.write_text("/**/embedding_node:\n  ros__parameters:\n    torch_num_threads: 3\n")
+    with caplog.at_level("WARNING", logger="visio_memoria_ros.config.spec"):
+        values = load_node_params("embedding_node", specs, path)
+    assert values["torch_threads"] == 3 and "torch_num_threads" not in values
+    assert "torch_num_threads is deprecated, use torch_threads" in caplog.text
+    # The new name wins wherever it is given, before or after the old one.
+    path.write_text("/**:\n  ros__parameters:\n    torch_threads: 2\n"
+                    "/**/embedding_node:\n  ros__parameters:\n    torch_num_threads: 3\n")
+    assert load_node_params("embedding_node", specs, path)["torch_threads"] == 2
+    path.write_text("/**/embedding_node:\n  ros__parameters:\n    torch_num_threads: 999\n")
+    with pytest.raises(ValueError, match=r"torch_threads=999 is above its maximum.*old name"):
+        load_node_params("embedding_node", specs, path)
+    # Only for the node that had it: detector_node never had a torch_num_threads.
+    path.write_text("/**/detector_node:\n  ros__parameters:\n    torch_num_threads: 3\n")
+    with pytest.raises(ValueError, match="no parameter 'torch_num_threads'"):
+        load_node_params("detector_node", NODE_PARAMS["detector_node"], path)
+
+
+def test_nodes_that_run_torch_name_its_threads_alike():
+    for node in ("detector_node", "embedding_node"):
+        assert shared.TORCH_THREADS in NODE_PARAMS[node]
+    names = {s.name for specs in NODE_PARAMS.values() for s in specs}
+    assert "torch_num_threads" not in names

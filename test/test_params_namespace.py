@@ -16,7 +16,7 @@ import yaml
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 
-from rcl_interfaces.srv import GetParameters  # noqa: E402
+from rcl_interfaces.srv import GetParameters, ListParameters  # noqa: E402
 from rclpy.parameter import parameter_value_to_python  # noqa: E402
 
 from visio_memoria_ros.config import NODE_PARAMS, load_node_params  # noqa: E402
@@ -116,3 +116,14 @@ def test_the_shared_section_sets_one_visit_absence_for_identity_and_memory(ros, 
         assert _read_back(ros, "/robot1", ["visit_absence"], proc, node) == {"visit_absence": 45.0}
         assert load_node_params(node, NODE_PARAMS[node], path, namespace="robot1")[
             "visit_absence"] == 45.0
+
+
+def test_embedding_node_reads_torch_num_threads_as_torch_threads_with_a_warning(ros, launch):
+    proc = launch("embedding_node", params={"scene_embedder": "none", "torch_num_threads": 1})
+    values = _read_back(ros, "/", ["torch_threads"], proc, "embedding_node")
+    assert values == {"torch_threads": 1}
+    assert ("embedding_node: parameter torch_num_threads is deprecated, use torch_threads"
+            in proc.output())
+    client = ros.node.create_client(ListParameters, "/embedding_node/list_parameters")
+    listed = ros.call(client, ListParameters.Request(), 60, [proc]).result.names
+    assert "torch_threads" in listed and "torch_num_threads" not in listed

@@ -396,7 +396,7 @@ def embedded(msg: Perception) -> list[int]:
 
 
 def test_embedding_node_parameters_apply_at_run_time(ros, launch, cli):
-    proc = launch("embedding_node", params={"scene_embedder": "none", "torch_num_threads": 1})
+    proc = launch("embedding_node", params={"scene_embedder": "none", "torch_threads": 1})
     params = Params(ros, "embedding_node", proc)
     emb = Embedder(ros, proc)
     assert sorted(embedded(emb.send([1, 2]))) == [1, 2]  # two new tracks: both embedded
@@ -440,7 +440,7 @@ def test_embedding_node_batch_size_reaches_the_scene_embedder(ros, launch, tmp_p
     transformers.DINOv3ViTModel(config).save_pretrained(model_dir)
     proc = launch("embedding_node", params={
         "scene_embedder": "dinov3", "dinov3_model_dir": str(model_dir), "scene_resolution": 64,
-        "torch_num_threads": 1})
+        "torch_threads": 1})
     params = Params(ros, "embedding_node", proc)
     emb = Embedder(ros, proc)
 

@@ -29,7 +29,7 @@ def _image_msg(rgb: np.ndarray, t: float, encoding: str = "bgr8") -> Image:
 def test_faces_are_detected_tracked_and_embedded(ros, launch, asset_image_path):
     rgb = cv2.cvtColor(cv2.imread(str(asset_image_path)), cv2.COLOR_BGR2RGB)
     det = launch("detector_node", params=FAST_DETECTOR)
-    emb = launch("embedding_node", params={"scene_embedder": "none", "torch_num_threads": 1})
+    emb = launch("embedding_node", params={"scene_embedder": "none", "torch_threads": 1})
     pub = ros.node.create_publisher(Image, "image_raw", SENSOR_QOS)
     detections = ros.collect(Perception, "detections", RELIABLE_QOS)
     embedded = ros.collect(Perception, "perception", RELIABLE_QOS)

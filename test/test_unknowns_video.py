@@ -39,7 +39,7 @@ from visio_memoria_ros.nodes.stamps import stamp_to_s  # noqa: E402
 ENROLLED = ("penny", "howard")
 PIPELINE = {
     "detector_node": {"torch_threads": 1},
-    "embedding_node": {"scene_embedder": "none", "torch_num_threads": 1},
+    "embedding_node": {"scene_embedder": "none", "torch_threads": 1},
     "identity_node": {},
     "memory_node": {"recluster_period": 0.0},
 }

@@ -9,6 +9,7 @@ after start.
 from __future__ import annotations
 
 from . import image_input
+from .shared import TORCH_THREADS
 from .spec import MODEL_LOOKUP, ParamSpec
 
 _FACE_BACKENDS = ("mtcnn", "yolo", "haar")
@@ -201,11 +202,7 @@ PERCEIVER_PARAMS: list[ParamSpec] = [
         "outputs stay in input-image pixels.",
         min=64, max=16384, read_only=True,
     ),
-    ParamSpec(
-        "torch_threads", 0,
-        "torch.set_num_threads for this process at start; 0 = leave torch's default.",
-        min=0, max=256, read_only=True,
-    ),
+    TORCH_THREADS,
     ParamSpec(
         "warmup", True,
         "Run the face detector once on a blank frame at start, before subscribing, so the "

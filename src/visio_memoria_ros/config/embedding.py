@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .shared import UNTRACKED_HANDOFF
+from .shared import TORCH_THREADS, UNTRACKED_HANDOFF
 from .spec import MODEL_LOOKUP, ParamSpec
 
 PARAMS: list[ParamSpec] = [
@@ -47,14 +47,7 @@ PARAMS: list[ParamSpec] = [
         choices=("fp32", "fp16", "bf16"),
         read_only=True,
     ),
-    ParamSpec(
-        "torch_num_threads",
-        0,
-        "CPU threads torch may use (torch.set_num_threads); 0 keeps torch's default.",
-        min=0,
-        max=256,
-        read_only=True,
-    ),
+    TORCH_THREADS,
     # --- dlib -------------------------------------------------------------------------------
     ParamSpec(
         "dlib_recognition_model_path",

@@ -1,10 +1,13 @@
-"""Parameters that mean one thing to several nodes: one spec, one value for all of them.
+"""Parameters that mean one thing to several nodes, declared once here.
 
-Each is declared by every node that needs it (``ros2 param get /memory_node visit_absence``
-works), but the parameter file holds it once, in its ``/**:`` section, which applies to every
-node in every namespace; nodes that do not declare it ignore it. Two nodes given different
-values would disagree about what they share (a visit greeted once but stored twice), so change
-it there, not per node.
+``PARAMS``: one value for all of them. Each is declared by every node that needs it
+(``ros2 param get /memory_node visit_absence`` works), but the parameter file holds it once, in
+its ``/**:`` section, which applies to every node in every namespace; nodes that do not declare
+it ignore it. Two nodes given different values would disagree about what they share (a visit
+greeted once but stored twice), so change it there, not per node.
+
+``TORCH_THREADS``: the same name and meaning in every node that runs torch, with a value per
+node (each process has its own threads), so it stays in each node's section.
 """
 
 from __future__ import annotations
@@ -34,3 +37,13 @@ UNTRACKED_HANDOFF = ParamSpec(
 
 #: Every shared parameter, in the order of the parameter file's ``/**:`` section.
 PARAMS: list[ParamSpec] = [VISIT_ABSENCE, UNTRACKED_HANDOFF]
+
+TORCH_THREADS = ParamSpec(
+    "torch_threads",
+    0,
+    "CPU threads torch uses in this process (torch.set_num_threads at start; embedding_node "
+    "gives onnxruntime as many); 0 = leave the default. Per node: each process has its own.",
+    min=0,
+    max=256,
+    read_only=True,
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -64,6 +65,18 @@ def validate_value(spec: ParamSpec, value: Any) -> str | None:
 
 #: Marks the parameters of a node in a ROS 2 parameter file.
 ROS_PARAMETERS = "ros__parameters"
+
+#: Parameters renamed, per node: old name -> new name. The old name is still read (by the node
+#: and by ``load_node_params``), with a warning, when the new one is not given; it is not
+#: written to the parameter file and will go in a later release.
+RENAMED_PARAMS: dict[str, dict[str, str]] = {
+    "embedding_node": {"torch_num_threads": "torch_threads"},
+}
+
+
+def renamed_warning(node: str, old: str, new: str) -> str:
+    """The one line said when a renamed parameter is used under its old name."""
+    return f"{node}: parameter {old} is deprecated, use {new} (read as {new} for now)"
 
 
 _NAME_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", flags=re.ASCII)
@@ -171,10 +184,18 @@ def load_node_params(
         doc = yaml.safe_load(fh)
     fqn = fully_qualified_name(node, namespace)
     by_name = {s.name: s for s in specs}
+    renamed = RENAMED_PARAMS.get(node, {})
+    given: set[str] = set()
+    old_values: dict[str, Any] = {}
     for key, params in parameter_sections(doc, str(yaml_path)).items():
         if not key_matches(key, fqn):
             continue
         for name, value in params.items():
+            if name in renamed and renamed[name] in by_name:
+                logging.getLogger(__name__).warning(renamed_warning(node, name, renamed[name]))
+                old_values[renamed[name]] = (value, key)
+                continue
+            given.add(name)
             spec = by_name.get(name)
             if spec is None:
                 if _names_this_node(key, node) and not key_is_shared(name):
@@ -189,6 +210,14 @@ def load_node_params(
             if problem:
                 raise ValueError(f"{yaml_path}: {problem} (section {key})")
             values[name] = float(value) if spec.type is float else value
+    for name, (value, key) in old_values.items():
+        if name in given:
+            continue  # the new name wins wherever it is given
+        spec = by_name[name]
+        problem = validate_value(spec, value)
+        if problem:
+            raise ValueError(f"{yaml_path}: {problem} (given under its old name, section {key})")
+        values[name] = float(value) if spec.type is float else value
     return values
 
 

@@ -119,7 +119,7 @@ def build_dlib_cpp(**params: Any) -> FaceEmbedder:
 
 
 def build_dlib_torch(**params: Any) -> FaceEmbedder:
-    """dlib's ResNet in PyTorch on ``device`` at ``precision``, ``torch_num_threads`` threads,
+    """dlib's ResNet in PyTorch on ``device`` at ``precision``, ``torch_threads`` threads,
     at most ``max_batch`` chips per forward pass; ``warmup`` (default on) runs it once now.
 
     Only the jitter-free descriptor is ported: ``dlib_num_jitters`` > 0 raises ValueError.
@@ -137,7 +137,7 @@ def build_dlib_torch(**params: Any) -> FaceEmbedder:
         shape_predictor_path=_dlib_path(params, "dlib_shape_predictor_path"),
         device=str(params.get("device", "cpu") or "cpu"),
         precision=str(params.get("precision", "fp32") or "fp32"),
-        num_threads=int(params.get("torch_num_threads", 0)),
+        num_threads=int(params.get("torch_threads", 0)),
         max_batch=int(params.get("max_batch", 16)),
         warmup=bool(params.get("warmup", True)),
     )
@@ -193,7 +193,7 @@ def build_face_embedder(kind: str, *, dinov3: Any = None, **params: Any) -> Face
             model_id=str(params.get("onnx_model_id", "") or ""),
             runtime=str(params.get("onnx_runtime", "auto") or "auto"),
             device=str(params.get("device", "cpu") or "cpu"),
-            num_threads=int(params.get("torch_num_threads", 0)),
+            num_threads=int(params.get("torch_threads", 0)),
         )
     raise ValueError(f"unknown face embedder {kind!r}; choose one of {FACE_EMBEDDERS}")
 

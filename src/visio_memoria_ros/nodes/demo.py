@@ -154,7 +154,7 @@ def _start(name: str, out: Path, params: dict[str, Any]) -> NodeProcess:
 def _graph_params(out: Path) -> dict[str, dict[str, Any]]:
     return {
         "detector_node": {"torch_threads": 1},
-        "embedding_node": {"torch_num_threads": 1},
+        "embedding_node": {"torch_threads": 1},
         "identity_node": {},
         "memory_node": {"data_dir": str(out / "memory")},
         "activity_node": {},

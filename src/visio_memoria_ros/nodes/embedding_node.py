@@ -37,10 +37,10 @@ class EmbeddingNode(VisioNode):
     def __init__(self) -> None:
         super().__init__("embedding_node", embedding_params.PARAMS)
         p = self.params
-        if p["torch_num_threads"] > 0:
+        if p["torch_threads"] > 0:
             import torch
 
-            torch.set_num_threads(p["torch_num_threads"])
+            torch.set_num_threads(p["torch_threads"])
         try:
             self._stack = build_embedding_stack(p)
         except (FileNotFoundError, ValueError, ImportError) as exc:

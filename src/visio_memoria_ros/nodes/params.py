@@ -18,8 +18,18 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from ..config import ParamSpec, validate_value
+from ..config.spec import RENAMED_PARAMS, renamed_warning
 from .logging_bridge import follow_ros_log_level
 from .startup import NodeStartupError
+
+#: The ROS type a parameter of each Python type is declared with.
+_PARAMETER_TYPES = {
+    bool: Parameter.Type.BOOL,
+    int: Parameter.Type.INTEGER,
+    float: Parameter.Type.DOUBLE,
+    str: Parameter.Type.STRING,
+    list: Parameter.Type.STRING_ARRAY,
+}
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -64,16 +74,22 @@ class VisioNode(Node):
         self._cross_check = cross_check
         self._specs = {s.name: s for s in specs}
         self.params: dict[str, Any] = {}
+        old_names = {new: old for old, new in RENAMED_PARAMS.get(name, {}).items()}
         for spec in specs:
+            default = spec.default
+            if spec.name in old_names:
+                given = self._read_old_name(name, old_names[spec.name], spec)
+                if given is not None:
+                    default = given  # the new name, when given too, overrides it
             try:
-                if spec.type is list and not spec.default:
+                if spec.type is list and not default:
                     value = self.declare_parameter(
                         spec.name, Parameter.Type.STRING_ARRAY, descriptor(spec)
                     ).value
                     value = list(value or [])
                 else:
                     value = self.declare_parameter(
-                        spec.name, spec.default, descriptor(spec)
+                        spec.name, default, descriptor(spec)
                     ).value
             except InvalidParameterTypeException as exc:
                 raise NodeStartupError(
@@ -91,6 +107,29 @@ class VisioNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._param_listeners: list[Callable[[dict[str, Any]], None]] = []
         self.exit_code: int | None = None
+
+    def _read_old_name(self, node: str, old: str, spec: ParamSpec) -> Any:
+        """The value given under a renamed parameter's old name (with a warning), or None.
+
+        The old name is declared only long enough to read it, so ``ros2 param list`` shows the
+        new name alone.
+        """
+        try:
+            value = self.declare_parameter(
+                old, _PARAMETER_TYPES[spec.type],
+                ParameterDescriptor(description=f"deprecated: use {spec.name}"),
+            ).value
+        except InvalidParameterTypeException as exc:
+            raise NodeStartupError(f"parameter {old} (now {spec.name}) must be "
+                                   f"{spec.type.__name__}: {exc}") from exc
+        self.undeclare_parameter(old)
+        if value is None:
+            return None
+        self.get_logger().warning(renamed_warning(node, old, spec.name))
+        problem = validate_value(spec, value)
+        if problem:
+            raise NodeStartupError(f"parameter {problem} (given as {old})")
+        return value
 
     def request_exit(self, code: int) -> None:
         """Ask ``run_node`` to stop spinning and exit the process with ``code``."""
