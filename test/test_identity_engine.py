@@ -399,3 +399,12 @@ def test_config_defaults_sentinels_and_validation() -> None:
     assert identity_config.check_params({"embedder": "dlib_resnet_v1_128"}) is None
     with pytest.raises(ValueError):
         IdentityEngine(_config()).process([], float("nan"))
+
+
+def test_identity_embedder_is_an_id_not_a_face_embedder_kind() -> None:
+    for kind in ("dlib", "dlib_torch", "dlib_cpp", "dinov3", "onnx"):
+        problem = identity_config.check_params({"embedder": kind})
+        assert problem and "not an embedder id" in problem and "dlib_resnet_v1_128" in problem
+        with pytest.raises(ValueError, match="face_embedder kind"):
+            EngineConfig(embedder=kind)
+    assert identity_config.check_params({"embedder": "dinov3_vitb16_768_r224"}) is None

@@ -5,19 +5,25 @@ from __future__ import annotations
 from .shared import TORCH_THREADS, UNTRACKED_HANDOFF
 from .spec import MODEL_LOOKUP, ParamSpec
 
+FACE_EMBEDDER = ParamSpec(
+    "face_embedder",
+    "dlib",
+    "Identity embedder for aligned face crops: dlib (dlib's ResNet 128-d, ships offline; run "
+    "in PyTorch, batched, on `device`, falling back to dlib's C++ when torch cannot run it), "
+    "dlib_torch / dlib_cpp (force one engine; all three give the same vectors and id), "
+    "dinov3 (class token, weak for identity) or onnx (an ArcFace-style model you supply). "
+    "Changing the model means the gallery must be re-embedded from stored crops.",
+    choices=("dlib", "dlib_torch", "dlib_cpp", "dinov3", "onnx"),
+    read_only=True,
+)
+"""Which face model embedding_node runs: a *kind*. The faces it publishes carry the model's
+*id* (``Face.embedder``: ``dlib_resnet_v1_128`` for dlib, dlib_torch and dlib_cpp alike), and
+ids are what galleries, identity_node's ``embedder`` and every diagnostics key ending in
+``embedder`` name."""
+
 PARAMS: list[ParamSpec] = [
     # --- which models -----------------------------------------------------------------------
-    ParamSpec(
-        "face_embedder",
-        "dlib",
-        "Identity embedder for aligned face crops: dlib (dlib's ResNet 128-d, ships offline; run "
-        "in PyTorch, batched, on `device`, falling back to dlib's C++ when torch cannot run it), "
-        "dlib_torch / dlib_cpp (force one engine; all three give the same vectors and id), "
-        "dinov3 (class token, weak for identity) or onnx (an ArcFace-style model you supply). "
-        "Changing the model means the gallery must be re-embedded from stored crops.",
-        choices=("dlib", "dlib_torch", "dlib_cpp", "dinov3", "onnx"),
-        read_only=True,
-    ),
+    FACE_EMBEDDER,
     ParamSpec(
         "scene_embedder",
         "auto",

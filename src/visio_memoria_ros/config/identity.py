@@ -49,6 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .embedding import FACE_EMBEDDER
 from .shared import UNTRACKED_HANDOFF, VISIT_ABSENCE
 from .spec import ParamSpec
 
@@ -111,11 +112,12 @@ PARAMS: list[ParamSpec] = [
     ParamSpec(
         "embedder",
         "dlib_resnet_v1_128",
-        "Embedder id whose gallery is loaded at start, before the first face arrives (the id of "
-        "embedding_node's default face_embedder). From then on the faces decide: each embedded "
-        "Face carries its embedder id, and faces of another embedder are an ERROR in the log "
-        "and on /diagnostics while the node loads the gallery of the embedder it receives. Set "
-        "it to that id to have the right gallery from the first frame.",
+        "Embedder id whose gallery is loaded at start, before the first face arrives: the id "
+        "the faces carry (Face.embedder; dlib_resnet_v1_128 for embedding_node's face_embedder "
+        "dlib, dlib_torch and dlib_cpp), not a face_embedder kind (refused). From then on the "
+        "faces decide: faces of another embedder are an ERROR in the log and on /diagnostics "
+        "while the node loads the gallery of the embedder it receives. Set it to that id to "
+        "have the right gallery from the first frame.",
         allow_empty=False,
         read_only=True,
     ),
@@ -290,6 +292,10 @@ PARAMS: list[ParamSpec] = [
 def check_params(values: Mapping[str, Any]) -> str | None:
     """Return why a set of identity_node values is inconsistent as a whole, or None when fine."""
     embedder = str(values.get("embedder", "dlib_resnet_v1_128"))
+    if embedder in (FACE_EMBEDDER.choices or ()):
+        return (f"embedder {embedder!r} is a face_embedder kind (embedding_node), not an "
+                "embedder id: give the id its faces carry (Face.embedder, the face_embedder "
+                "value on embedding_node's /diagnostics), e.g. dlib_resnet_v1_128 for dlib")
     accept, reject = resolve_thresholds(
         embedder,
         float(values.get("accept_threshold", EMBEDDER_DEFAULT)),
