@@ -60,7 +60,7 @@ from reliability_tools import (  # noqa: E402
 )
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
-from visio_memoria.msg import Face, IdentityArray, Perception  # noqa: E402
+from visio_memoria.msg import Face, Identity, IdentityArray, Perception  # noqa: E402
 from visio_memoria.srv import LabelUnknown  # noqa: E402
 
 from visio_memoria_ros.config import NODE_PARAMS, ParamSpec  # noqa: E402
@@ -506,16 +506,18 @@ def test_identity_node_parameters_apply_at_run_time(ros, launch, fake_memory, cl
         return {i.status for m in out[start:] for i in m.identities if i.track_id == track}
 
     params.set_ok(greeting_template="Hello {name}.")
-    assert 0 in status_of(1, bob)  # KNOWN
+    assert Identity.STATUS_KNOWN in status_of(1, bob)
     ros.spin_until(lambda: any(g.data == "Hello Bob." for g in greetings), 10,
                    "the new greeting", [proc])
 
     alice_like = near(alice, 0.95, rng)  # above the default accept (0.915), below 0.99
     params.set_ok(accept_threshold=0.99, instant_accept_threshold=1.0)
-    assert status_of(2, alice_like) == {2}, "UNCERTAIN expected above the raised threshold"
+    assert status_of(2, alice_like) == {Identity.STATUS_UNCERTAIN}, (
+        "UNCERTAIN expected above the raised threshold")
     if not cli_set(cli, "identity_node", proc):
         params.set_ok(accept_threshold=0.93)
-    assert 0 in status_of(3, alice_like), "KNOWN expected once accept is back below 0.95"
+    assert Identity.STATUS_KNOWN in status_of(3, alice_like), (
+        "KNOWN expected once accept is back below 0.95")
 
     check_every_parameter(ros, "identity_node", proc)
 
