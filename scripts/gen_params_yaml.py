@@ -26,8 +26,10 @@ HEADER = """\
 # Keys are `/**/<node>:`, so the file applies in any namespace (`namespace:=robot1`). To give
 # one robot its own value, add a section for it after these, e.g. `/robot1/memory_node:`
 # (a later section overrides an earlier one; the CLI takes `--namespace robot1` to read it).
-# The first section, `/**:`, holds the parameters several nodes share (one value for all of
-# them; a node that does not declare one ignores it): change them there, not per node.
+# The first section, `/**/*:`, holds the parameters several nodes share (one value for all of
+# them; a node that does not declare one ignores it): change them there. A node's own section
+# overrides it for that node. (Not `/**:`: rcl merges `-p name:=value` and launch's parameter
+# dicts into a `/**` section, and the node sections after it would then override them.)
 # Parameters marked [read-only] take effect at start; the others can be changed at run time
 # with `ros2 param set /<node> <name> <value>` and are validated (a bad value is refused).
 # Generated from src/visio_memoria_ros/config/*.py by scripts/gen_params_yaml.py; keep the two
@@ -51,7 +53,7 @@ def node_key(node: str) -> str:
 
 
 #: The section of the parameters every node that declares them reads (``config/shared.py``).
-SHARED_KEY = "/**"
+SHARED_KEY = "/**/*"
 
 
 def _entry(spec: ParamSpec, nodes: list[str] | None = None, old: str = "") -> list[str]:

@@ -66,9 +66,9 @@ def test_every_launched_executable_is_installed_and_has_parameters():
 
 def test_yaml_and_node_specs_match_both_ways():
     doc = yaml.safe_load(YAML.read_text(encoding="utf-8"))
-    assert next(iter(doc)) == "/**", "the shared section comes first"
-    assert set(doc) == {"/**"} | {f"/**/{n}" for n in NODE_PARAMS}, "sections and nodes differ"
-    common = doc["/**"]["ros__parameters"]
+    assert next(iter(doc)) == "/**/*", "the shared section comes first"
+    assert set(doc) == {"/**/*"} | {f"/**/{n}" for n in NODE_PARAMS}, "sections and nodes differ"
+    common = doc["/**/*"]["ros__parameters"]
     assert list(common) == [s.name for s in shared.PARAMS]
     for node, specs in NODE_PARAMS.items():
         own = (doc[f"/**/{node}"] or {}).get("ros__parameters") or {}
@@ -93,7 +93,7 @@ def test_every_section_of_the_shipped_yaml_applies_in_any_namespace(namespace):
     for node in NODE_PARAMS:
         fqn = fully_qualified_name(node, namespace)
         matching = [key for key in doc if key_matches(key, fqn)]
-        assert matching == ["/**", f"/**/{node}"], (fqn, matching)
+        assert matching == ["/**/*", f"/**/{node}"], (fqn, matching)
 
 
 def test_a_shared_parameter_is_one_declaration_read_by_several_nodes():
@@ -132,6 +132,9 @@ def test_yaml_is_generated_from_the_specs():
 KEY_CASES = [
     ("/**", "/camera_node", True),
     ("/**", "/robot1/camera_node", True),
+    ("/**/*", "/camera_node", True),
+    ("/**/*", "/robot1/camera_node", True),
+    ("/**/*", "/fleet/robot1/camera_node", True),
     ("**", "/a/b/camera_node", True),
     ("/**/camera_node", "/camera_node", True),
     ("/**/camera_node", "/robot1/camera_node", True),

@@ -105,9 +105,11 @@ def test_an_integer_for_a_float_is_refused_by_node_and_cli_alike(launch, tmp_pat
 
 
 def test_the_shared_section_sets_one_visit_absence_for_identity_and_memory(ros, launch, tmp_path):
-    """The shipped file's ``/**:`` section is read by every node that declares its parameters."""
+    """The shipped file's ``/**/*:`` section is read by every node that declares its parameters;
+    a node's own section overrides it, and a ``-p`` rule overrides both (rcl keeps rules in a
+    ``/**`` section of their own)."""
     doc = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
-    doc["/**"]["ros__parameters"]["visit_absence"] = 45.0
+    doc["/**/*"]["ros__parameters"]["visit_absence"] = 45.0
     doc["/**/memory_node"]["ros__parameters"]["data_dir"] = str(tmp_path / "memory")
     path = tmp_path / "my.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
@@ -116,6 +118,12 @@ def test_the_shared_section_sets_one_visit_absence_for_identity_and_memory(ros, 
         assert _read_back(ros, "/robot1", ["visit_absence"], proc, node) == {"visit_absence": 45.0}
         assert load_node_params(node, NODE_PARAMS[node], path, namespace="robot1")[
             "visit_absence"] == 45.0
+    # A rule on the command line (as launch's own overrides) beats the node's section.
+    rule_dir = str(tmp_path / "from_the_rule")
+    proc = launch("memory_node", params_file=path, params={"data_dir": rule_dir},
+                  remap={"__ns": "/robot2"}, name="memory_node_rule")
+    assert _read_back(ros, "/robot2", ["data_dir", "visit_absence"], proc, "memory_node") == {
+        "data_dir": rule_dir, "visit_absence": 45.0}
 
 
 def test_embedding_node_reads_torch_num_threads_as_torch_threads_with_a_warning(ros, launch):
