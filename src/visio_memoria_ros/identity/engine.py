@@ -30,6 +30,7 @@ from ..config.identity import (
     resolve_margin,
     resolve_thresholds,
 )
+from ..config.shared import UNTRACKED_HANDOFF, VISIT_ABSENCE
 from ..config.spec import validate_value
 from ..core.handoff import UntrackedHandoff
 from ..core.types import NO_TRACK, FaceObservation, IdentityDecision, Status
@@ -70,7 +71,7 @@ class EngineConfig:
     reject_threshold: float = EMBEDDER_DEFAULT
     instant_accept_threshold: float = EMBEDDER_DEFAULT
     accept_margin: float = EMBEDDER_DEFAULT
-    untracked_handoff_s: float = 1.0
+    untracked_handoff_s: float = float(UNTRACKED_HANDOFF.default)
     search_k: int = 32
     aggregate: str = "centroid"
     aggregate_top_n: int = 3
@@ -79,7 +80,7 @@ class EngineConfig:
     switch_margin: float = 0.05
     track_timeout: float = 5.0
     greeting_template: str = "Welcome back, {name}!"
-    visit_absence: float = 60.0
+    visit_absence: float = float(VISIT_ABSENCE.default)
     greeting_cooldown: float = 300.0
     unknown_announcement: str = ""
     index_exact_max_size: int = 10_000

@@ -1,4 +1,4 @@
-"""memory_node: the one writer of the memory store; visits, unknowns and the labelling services.
+"""memory_node: the robot's writer of the memory store; visits, unknowns, labelling services.
 
 Subscribes ``identities`` and ``activities``; records visits of known persons and the unknown
 faces (embedding + crop) that the identity node marks as new evidence; answers the labelling
@@ -27,6 +27,11 @@ example is not stored.
 Parameters apply at run time: crop storage (``store_crops: false`` stops storing crops with the
 next face), crop format, clustering, visits and retention (a shorter retention purges at once);
 the purge and re-clustering periods reschedule their timers.
+
+It is not the store's only writer: the labelling page and the CLI write to the same memory
+(SQLite: whole transactions under BEGIN IMMEDIATE with a busy timeout, see
+``memory.sqlite_store``; PostgreSQL: transactions and advisory locks), and their changes reach
+this node as revisions.
 
 The node has no face-embedder setting of its own. It learns the embedder id from the
 identities it receives (reported on /diagnostics, WARN while stored persons have no vector of
