@@ -149,6 +149,7 @@ def test_label_a_cluster_through_the_page(tmp_path: Path) -> None:
             page.get_by_role("button", name="Enter").click()
             expect(page.get_by_text("Wrong password.")).to_be_visible()
             expect(page.get_by_text(f"Cluster {cluster_id}", exact=True)).to_have_count(0)
+            settle(page)
             password.fill(PASSWORD)
             page.get_by_role("button", name="Enter").click()
 
@@ -156,22 +157,27 @@ def test_label_a_cluster_through_the_page(tmp_path: Path) -> None:
             expect(page.get_by_text(f"Cluster {cluster_id}", exact=True)).to_be_visible()
             expect(page.get_by_text("3 faces · first seen")).to_be_visible()
             expect(page.get_by_role("img")).to_have_count(3)
+            settle(page)
             name_box = page.get_by_label(f"Name for cluster {cluster_id}")
             page.get_by_role("button", name="Save name").click()  # empty: a clear refusal
             expect(page.get_by_text("Type a name for these faces first.")).to_be_visible()
+            settle(page)
             name_box.fill(NAME)
             page.get_by_role("button", name="Save name").click()
             expect(page.get_by_text(f"New person {NAME} remembered with 3 faces.")
                    ).to_be_visible()
             expect(page.get_by_text("No unknown faces are waiting for a name.")).to_be_visible()
+            settle(page)
 
             # The person: forgetting needs the tick; a rename goes through.
             page.get_by_role("tab", name="People").click()
             page.get_by_label("Person", exact=True).click()
             page.get_by_role("option", name=f"{NAME} (#").click()
             expect(page.get_by_role("heading", name=NAME)).to_be_visible()
+            settle(page)
             page.get_by_role("button", name="Forget").click()
             expect(page.get_by_text(f"Tick the confirmation to forget {NAME}")).to_be_visible()
+            settle(page)
             new_name = page.get_by_label("New name")
             new_name.fill(RENAMED)
             page.get_by_role("button", name="Rename").click()
@@ -189,8 +195,20 @@ def test_label_a_cluster_through_the_page(tmp_path: Path) -> None:
         assert store.list_clusters() == [] and store.list_unknowns() == []
 
 
+def settle(page) -> None:
+    """Wait until the page's script run is over: while Streamlit reruns the page, the previous
+    run's elements stay on screen (stale) beside the new ones, and a click on one of them is
+    lost when the run replaces it. A user sees them greyed out and waits; so do the tests,
+    before every interaction that follows a run (login, an action, the first load)."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
+                           timeout=UI_TIMEOUT_MS)
+    page.wait_for_function('!document.querySelector(\'[data-stale="true"]\')',
+                           timeout=UI_TIMEOUT_MS)
+
+
 def tick(page, label: str) -> None:
     """Tick the check box whose label starts with ``label`` (clicking its label, as a user)."""
+    settle(page)
     box = page.get_by_role("checkbox", name=label)
     page.locator("label").filter(has=box).click()
     from playwright.sync_api import expect
@@ -200,6 +218,7 @@ def tick(page, label: str) -> None:
 
 def expand(page, title: str) -> None:
     """Open the expander ``title`` unless it is open already (it stays open across runs)."""
+    settle(page)
     details = page.locator("details").filter(has=page.locator("summary", has_text=title))
     if not details.evaluate("el => el.open"):
         details.locator("summary").click()
@@ -268,6 +287,7 @@ def test_split_a_cluster_and_see_faces_of_people(tmp_path: Path) -> None:
             page.get_by_role("option", name="Amy (#").click()
             page.get_by_role("button", name="Give to the person").first.click()
             expect(page.get_by_text("1 face added to Amy.")).to_be_visible()
+            settle(page)
 
             # People: a face thumbnail for every person; the visits show faces too.
             page.get_by_role("tab", name="People").click()
