@@ -94,45 +94,6 @@ def embed_files(args: argparse.Namespace, pipe: Any, paths: Sequence[str],
 
 def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100.0 * x:.1f}%"
-
-
-def _print_identify_report(out: Mapping[str, Any]) -> None:
-    print_calibration(out.get("calibration"))
-    th, k, s = out["thresholds"], out["known"], out["strangers"]
-    held = " (held out from calibration)" if out["calibration"] else ""
-    print(f"embedder {out['embedder']}, accept >= {th['accept']:.4f}, margin >= "
-          f"{th['margin']:.3f}, reject < {th['reject']:.4f}")
-    print(f"test identities{held}: {', '.join(out['test_identities'])}")
-    print(f"gallery: {out['gallery']['enrolled']} faces of {len(out['gallery']['identities'])} "
-          f"identities; probes: {k['probes']} known, {s['probes']} strangers")
-    for f in out["failed"]:
-        warn(f"skipped {f['path']}: {f['reason']}")
-    print(f"top-1 accuracy: {pct(out['top1_accuracy'])} ({k['top1_correct']}/{k['probes']})")
-    print(f"known probes: {k['accepted_correct']} correct, {k['misidentified']} misidentified, "
-          f"{k['uncertain']} uncertain, {k['rejected']} rejected")
-    print(f"strangers: {s['rejected']} rejected, {s['uncertain']} uncertain, "
-          f"{s['false_accepts']} falsely accepted")
-    print(f"false accepts: {out['false_accepts']} ({pct(out['false_accept_rate'])}), false "
-          f"rejects: {out['false_rejects']} ({pct(out['false_reject_rate'])}), unknown "
-          f"rejection rate: {pct(out['unknown_rejection_rate'])}")
-    for row in out["open_set"]["dir_at_far"]:
-        if row["threshold"] is None:
-            continue
-        note = "" if row["resolvable"] else (f" (not measurable with {row['strangers']} "
-                                             "strangers)")
-        print(f"DIR at FAR {row['far']:g}: {pct(row['dir'])} at threshold "
-              f"{row['threshold']:.4f}{note}")
-    v = out["visits"]
-    if v["stranger_visits"]:
-        print(f"stranger visits ({v['length']} images each, decided as identity_node does): "
-              f"{v['false_greetings']} of {v['stranger_visits']} greeted = "
-              f"{v['false_greetings_per_1000']:.1f} per 1000 (95% upper bound "
-              f"{v['upper_per_1000']:.0f} per 1000)")
-    if v["known_visits"]:
-        print(f"enrolled visits: {v['greeted_correctly']} of {v['known_visits']} greeted by "
-              f"name, {v['greeted_wrongly']} with another name")
-
-
 def print_calibration(cal: Mapping[str, Any] | None) -> None:
     if not cal:
         return
