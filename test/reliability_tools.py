@@ -191,9 +191,12 @@ class FakeMemory:
         self.answered: list[int] = []  # revision of every answer sent
         self._lock = threading.Lock()
         self._released = threading.Event()
+        self._drained = threading.Event()  # no held request is waiting for its answer
+        self._drained.set()
         self._closing = threading.Event()
         self._release_revision = revision
         self.held = 0
+        self._outstanding = 0  # held requests not answered yet
         self.context = Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("fake_memory_node", context=self.context)
@@ -203,7 +206,7 @@ class FakeMemory:
                                  callback_group=group)
         self.node.create_service(ListVisits, "visio_memoria/list_visits", self._list_visits,
                                  callback_group=group)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=8, context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
@@ -245,12 +248,23 @@ class FakeMemory:
             self.drop -= int(drop)
             hold = self.hold and not drop
             self.held += int(hold)
+            self._outstanding += int(hold)
+            if hold:
+                self._drained.clear()
         if drop:  # this request gets no reply (it is answered only as the test ends)
             self._closing.wait()
             return response
         if hold:
             self._released.wait()
-            return self._fill(request, response, self._release_revision)
+            answer = self._fill(request, response, self._release_revision)
+            with self._lock:
+                self._outstanding -= 1
+                if self._outstanding == 0:
+                    self._drained.set()
+            return answer
+        # A request that arrives while release() is waking the held ones is answered after
+        # them, so the held answers (the older revision) are always sent first.
+        self._drained.wait()
         return self._fill(request, response, self.revision)
 
     def release(self, revision: int) -> None:
@@ -263,6 +277,7 @@ class FakeMemory:
         """Unblock every callback and shut the node down."""
         self._closing.set()
         self._released.set()
+        self._drained.set()
         self._thread.join(timeout=5.0)
         self.executor.shutdown()
         self.node.destroy_node()
