@@ -215,6 +215,27 @@ def test_draws_identities_where_they_are_and_pairs_by_stamp(ros, launch):
     assert np.all(pixels(far) == GREY)
 
 
+def test_camera_is_subscribed_only_while_someone_watches_the_overlay(ros, launch):
+    """Lazy like image_transport: no overlay subscriber, no image_raw subscription (no copy of
+    every camera frame, no drawing); one subscriber brings it and overlays; leaving drops it."""
+    proc = launch("overlay_node", params={"pair_with": "images"})
+    node = ros.node
+    ros.spin_until(lambda: node.count_publishers("overlay/image") == 1, 30, "overlay_node up",
+                   [proc])
+    time.sleep(1.5)  # three subscriber counts without a viewer
+    assert node.count_subscribers("image_raw") == 0
+    assert "subscriber(s) to the overlay" not in proc.output()
+    ov = Overlay(ros, proc)  # subscribes overlay/image, then waits for an image_raw subscriber
+    assert node.count_subscribers("image_raw") == 1
+    ov.draw(grey_image(T0), lambda m: True, "an overlay once watched")
+    assert "1 subscriber(s) to the overlay: drawing /image_raw" in proc.output()
+    for sub in [s for s in node.subscriptions if s.topic_name == "/overlay/image"]:
+        node.destroy_subscription(sub)
+    ros.spin_until(lambda: node.count_subscribers("image_raw") == 0, 30,
+                   "image_raw unsubscribed once nobody watches", [proc])
+    assert "camera images unsubscribed" in proc.output()
+
+
 def test_bad_images_are_skipped_and_the_node_keeps_working(ros, launch):
     proc = launch("overlay_node", params={"pair_with": "images"})
     ov = Overlay(ros, proc)

@@ -23,6 +23,12 @@ in the image's frame_id (optical axes: x right, y down, z forward), ``x = u * s`
 ``marker_pixel_size`` [m/px]; text height ``marker_scale(font_scale) * s``. Marker ids are the
 face track ids. Each array starts with a DELETEALL, so markers of tracks that left disappear;
 markers also expire after ``max(max_age, 0.5)`` seconds should the node stop.
+
+Lazy, like image_transport's republishers: while nothing subscribes to ``overlay/image`` (nor
+to ``overlay/markers``), ``image_raw`` is not subscribed at all, so a robot that nobody watches
+pays neither the copy of every camera frame nor the drawing. Subscribers are counted every
+``VIEWER_CHECK_S`` seconds: the first image is drawn at most that long after rviz (or
+``ros2 topic echo``, or a rosbag recorder) subscribes.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ BUFFER_SIZE = 100
 IMAGE_BUFFER_SIZE = 30
 #: Stamps closer than this are the same image [s].
 SAME_STAMP = 1e-4
+#: Seconds between two counts of the overlay's subscribers (see the lazy camera subscription).
+VIEWER_CHECK_S = 0.5
 MARKER_NAMESPACE = "visio_memoria/identities"
 
 
@@ -92,6 +100,11 @@ class StampBuffer:
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
+
+    def clear(self) -> None:
+        """Forget every item."""
+        with self._lock:
+            self._items.clear()
 
 
 def identities_from_msg(msg: IdentityArray) -> tuple[list[IdentityDecision], list[str]]:
@@ -157,6 +170,7 @@ class OverlayNode(VisioNode):
 
     def __init__(self) -> None:
         super().__init__("overlay_node", overlay_params.PARAMS)
+        self._image_sub: Any = None
         p = self.params
         self._options = OverlayOptions.from_params(p)
         self._converter = ImageConverter()
@@ -178,13 +192,6 @@ class OverlayNode(VisioNode):
             self, self._draw, stamp_of=lambda m: stamp_to_s(m.header.stamp), name="overlay"
         )
         self._subs = [
-            subscribe_image(
-                self,
-                "image_raw",
-                self._on_image,
-                transport=p["image_transport"],
-                reliability=p["image_reliability"],
-            ),
             self.create_subscription(
                 IdentityArray, "identities", self._on_identities, RELIABLE_QOS
             ),
@@ -202,9 +209,41 @@ class OverlayNode(VisioNode):
         outputs = self._image_pub.topic_name + (
             f", {self._marker_pub.topic_name}" if self._marker_pub is not None else ""
         )
+        image_topic = self.resolve_topic_name("image_raw")
         self.get_logger().info(
-            f"{inputs} -> {outputs} ({p['output_encoding']}, {p['overlay_reliability']})"
+            f"{image_topic} (while {outputs} has a subscriber), {inputs} -> {outputs} "
+            f"({p['output_encoding']}, {p['overlay_reliability']})"
         )
+        self._follow_viewers()
+        self.create_timer(VIEWER_CHECK_S, self._follow_viewers)
+
+    def viewers(self) -> int:
+        """Subscribers of the overlay's outputs (image, and markers when published)."""
+        n = self._image_pub.get_subscription_count()
+        if self._marker_pub is not None:
+            n += self._marker_pub.get_subscription_count()
+        return n
+
+    def _follow_viewers(self) -> None:
+        """Subscribe the camera while someone subscribes to the overlay; unsubscribe after."""
+        viewers = self.viewers()
+        if viewers and self._image_sub is None:
+            p = self.params
+            self._image_sub = subscribe_image(
+                self,
+                "image_raw",
+                self._on_image,
+                transport=p["image_transport"],
+                reliability=p["image_reliability"],
+            )
+            self.get_logger().info(
+                f"{viewers} subscriber(s) to the overlay: drawing {self._image_sub.topic_name}"
+            )
+        elif not viewers and self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+            self._image_sub = None
+            self._images.clear()
+            self.get_logger().info("nobody subscribes to the overlay: camera images unsubscribed")
 
     def _apply(self, changed: dict[str, Any]) -> None:
         self._options = OverlayOptions.from_params(self.params)
