@@ -25,7 +25,12 @@ Configurations (each a separate launch, one after the other, in one run):
 * ``one_process``: ``single_process:=true``, the shipped parameters;
 * ``processes_full_every_frame``: ``processes`` with detector_node ``full_detect_interval: 1``
   (a full-frame MTCNN pass on every frame: the detection of the earlier releases), shown beside
-  the defaults for comparison.
+  the defaults for comparison;
+* ``processes_overlay_watched``: ``processes`` with this process subscribed to
+  ``overlay/image`` as rviz would be (overlay_node subscribes the camera and draws only while
+  its overlay is watched; ``overlay_fps`` is what it delivered);
+* ``processes_torch_1_thread``: ``processes`` with detector_node and embedding_node at
+  ``torch_threads: 1`` (the default 0 lets torch take every core in each process).
 
     python bench/bench_graph.py --out bench/results/bench_graph.json
 """
@@ -56,10 +61,17 @@ from visio_memoria_ros.nodes.processes import node_env  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "eval"
 CONFIGS: dict[str, dict[str, Any]] = {
-    "processes": {"single_process": False, "detector": {}},
-    "one_process": {"single_process": True, "detector": {}},
+    "processes": {"single_process": False, "params": {}},
+    "one_process": {"single_process": True, "params": {}},
     "processes_full_every_frame": {"single_process": False,
-                                   "detector": {"full_detect_interval": 1}},
+                                   "params": {"detector_node": {"full_detect_interval": 1}}},
+    "processes_overlay_watched": {"single_process": False, "params": {}, "watch_overlay": True},
+    "processes_torch_1_thread": {"single_process": False,
+                                 "params": {"detector_node": {"torch_threads": 1},
+                                            "embedding_node": {"torch_threads": 1}}},
+    "one_process_torch_1_thread": {"single_process": True,
+                                   "params": {"detector_node": {"torch_threads": 1},
+                                              "embedding_node": {"torch_threads": 1}}},
 }
 
 
@@ -78,19 +90,29 @@ def make_clip(video: Path, size: tuple[int, int], out: Path) -> Path:
     return out
 
 
-def params_file(work: Path, clip: Path, detector: dict[str, Any]) -> Path:
-    """The shipped YAML plus sections for the camera source, the memory folder and ``detector``."""
+def params_file(work: Path, clip: Path, params: dict[str, dict[str, Any]]) -> Path:
+    """The shipped YAML plus sections for the camera source, the memory folder and ``params``
+    (``{node: {name: value}}``)."""
     shipped = (REPO / "config" / "visio_memoria.yaml").read_text(encoding="utf-8")
     extra = {
         "/**/camera_node": {"ros__parameters": {"source": str(clip), "rate": 30.0,
                                                 "loop": True}},
         "/**/memory_node": {"ros__parameters": {"data_dir": str(work / "memory")}},
     }
-    if detector:
-        extra["/**/detector_node"] = {"ros__parameters": detector}
+    for node, values in params.items():
+        extra[f"/**/{node}"] = {"ros__parameters": values}
     path = work / "params.yaml"
     path.write_text(shipped + "\n" + yaml.safe_dump(extra), encoding="utf-8")
     return path
+
+
+def process_name(cmdline: list[str]) -> str:
+    """The node executable a process runs (``detector_node``...), else its program's name."""
+    for arg in cmdline[:2]:
+        name = Path(arg).name
+        if name.endswith("_node"):
+            return name
+    return Path(cmdline[0]).name
 
 
 def tree_cpu(root: psutil.Process) -> dict[str, float]:
@@ -99,7 +121,7 @@ def tree_cpu(root: psutil.Process) -> dict[str, float]:
     for proc in root.children(recursive=True):
         try:
             times = proc.cpu_times()
-            out[f"{Path(proc.cmdline()[0]).name}[{proc.pid}]"] = times.user + times.system
+            out[f"{process_name(proc.cmdline())}[{proc.pid}]"] = times.user + times.system
         except (psutil.NoSuchProcess, psutil.AccessDenied, IndexError):
             continue
     return out
@@ -110,10 +132,8 @@ def tree_memory(root: psutil.Process) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for proc in root.children(recursive=True):
         try:
-            name = " ".join(proc.cmdline()[:1] + [a for a in proc.cmdline()[1:3]
-                                                   if a.startswith("--nodes")])
             info = proc.memory_full_info()
-            out[f"{Path(name.split()[0]).name}[{proc.pid}]"] = {
+            out[f"{process_name(proc.cmdline())}[{proc.pid}]"] = {
                 "rss_mb": info.rss / 2**20, "pss_mb": getattr(info, "pss", info.rss) / 2**20}
         except (psutil.NoSuchProcess, psutil.AccessDenied, IndexError):
             continue
@@ -135,7 +155,7 @@ def run_config(name: str, config: dict[str, Any], clip: Path, args: argparse.Nam
     work.mkdir()
     env = node_env({"HOME": str(work / "home")})
     cmd = ["ros2", "launch", "visio_memoria", "bringup.launch.py",
-           f"params_file:={params_file(work, clip, config['detector'])}",
+           f"params_file:={params_file(work, clip, config['params'])}",
            f"single_process:={'true' if config['single_process'] else 'false'}"]
     context = Context()
     rclpy.init(context=context)
@@ -158,12 +178,17 @@ def run_config(name: str, config: dict[str, Any], clip: Path, args: argparse.Nam
                              recorder("perception", lambda m: len(m.faces)), RELIABLE_QOS)
     node.create_subscription(IdentityArray, "identities",
                              recorder("identities", lambda m: len(m.identities)), RELIABLE_QOS)
+    overlays: list[float] = []
+    if config.get("watch_overlay"):  # as rviz would: overlay_node draws only while watched
+        node.create_subscription(Image, "overlay/image",
+                                 lambda m: overlays.append(time.monotonic()), RELIABLE_QOS)
     log = (work / "launch.log").open("wb")
     t_start = time.monotonic()
     launch = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                               start_new_session=True)
     result: dict[str, Any] = {"config": name, "single_process": config["single_process"],
-                              "detector": config["detector"]}
+                              "params": config["params"],
+                              "overlay_watched": bool(config.get("watch_overlay"))}
     try:
         deadline = t_start + args.start_timeout
         while not events["identities"] and time.monotonic() < deadline:
@@ -204,6 +229,7 @@ def run_config(name: str, config: dict[str, Any], clip: Path, args: argparse.Nam
             detections_fps=round(len(window["detections"]) / span, 2),
             perception_fps=round(len(window["perception"]) / span, 2),
             fps=round(len(window["identities"]) / span, 2),
+            overlay_fps=round(sum(1 for t in overlays if t >= w0) / span, 2),
             faces_per_frame=round(sum(c for _, c in window["identities"])
                                   / max(1, len(window["identities"])), 2),
             processes=len(peak["processes"]),
