@@ -228,12 +228,14 @@ def test_camera_is_subscribed_only_while_someone_watches_the_overlay(ros, launch
     ov = Overlay(ros, proc)  # subscribes overlay/image, then waits for an image_raw subscriber
     assert node.count_subscribers("image_raw") == 1
     ov.draw(grey_image(T0), lambda m: True, "an overlay once watched")
-    assert "1 subscriber(s) to the overlay: drawing /image_raw" in proc.output()
+    # The node's log is read from its output asynchronously: wait for the lines, never assume.
+    ros.spin_until(lambda: "1 subscriber(s) to the overlay: drawing /image_raw"
+                   in proc.output(), 10, "the node's log of its viewer", [proc])
     for sub in [s for s in node.subscriptions if s.topic_name == "/overlay/image"]:
         node.destroy_subscription(sub)
-    ros.spin_until(lambda: node.count_subscribers("image_raw") == 0, 30,
-                   "image_raw unsubscribed once nobody watches", [proc])
-    assert "camera images unsubscribed" in proc.output()
+    ros.spin_until(lambda: node.count_subscribers("image_raw") == 0
+                   and "camera images unsubscribed" in proc.output(), 30,
+                   "image_raw unsubscribed (and logged) once nobody watches", [proc])
 
 
 def test_bad_images_are_skipped_and_the_node_keeps_working(ros, launch):
