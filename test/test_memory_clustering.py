@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from visio_memoria_ros.memory import PENDING, ClusterParams, StoreOptions
+from visio_memoria_ros.memory import PENDING, ClusterParams, StoreOptions, rules
 from visio_memoria_ros.memory.clustering import (
-    centroids_of,
+    centroid,
     cluster_quality,
     cluster_vectors,
+    means_of,
     nearest_cluster,
     pending_group,
     recluster,
@@ -90,7 +91,7 @@ def test_stable_ids_split_and_merge() -> None:
 
 def test_incremental_helpers() -> None:
     x, y = identities(3, 5)
-    cents = centroids_of(x, y.tolist())
+    cents = means_of(x, y.tolist())
     probe, _ = identities(1, 1, seed=9, first_id=1)
     assert nearest_cluster(probe[0], cents, 0.7)[0] == 1
     stranger, _ = identities(1, 1, first_id=50)
@@ -146,3 +147,36 @@ def test_store_incremental_then_recluster(make_store) -> None:
         new_ids = {store.get_unknown(r.unknown_id).cluster_id for r in returned}
         assert len(new_ids) == 1 and new_ids.isdisjoint(set(after.values()))
         assert PENDING not in new_ids
+
+
+def spread_cluster(cos: float, n: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` unit vectors, each at cosine ``cos`` to the axis e0 and symmetric around it (their
+    centroid is e0), and e0 itself."""
+    sin = float(np.sqrt(1.0 - cos * cos))
+    members = np.zeros((n, DIM), np.float32)
+    for i in range(n):
+        members[i, 0] = cos
+        members[i, 1 + i // 2] = sin if i % 2 == 0 else -sin
+    axis = np.zeros(DIM, np.float32)
+    axis[0] = 1.0
+    return members, axis
+
+
+def test_a_face_joins_by_its_average_similarity_to_the_members_not_the_centroid() -> None:
+    # A spread-out cluster: each member at 0.90 to the probe, the centroid exactly the probe.
+    members, probe = spread_cluster(0.90)
+    assert float(centroid(members) @ probe) == pytest.approx(1.0, abs=1e-6)
+    means = means_of(members, [3] * len(members))
+    assert float(means[3] @ probe) == pytest.approx(0.90, abs=1e-5)
+    params = ClusterParams(similarity=0.92, min_size=3)
+    index = rules.UnknownIndex(ids=[1, 2, 3, 4], vectors=members, clusters=[3, 3, 3, 3])
+    # Neither as the nearest cluster nor as its own track's cluster: the re-clustering's
+    # average linkage would not keep it there either.
+    assert rules.assign_cluster(index, probe, params) == (PENDING, [])
+    assert rules.assign_cluster(index, probe, params, track_clusters=[3, 3]) == (PENDING, [])
+    assert nearest_cluster(probe, means, 0.92)[0] == PENDING
+    # A tighter cluster (members at 0.95 to the probe) takes it.
+    tight, probe = spread_cluster(0.95)
+    index = rules.UnknownIndex(ids=[1, 2, 3, 4], vectors=tight, clusters=[3, 3, 3, 3])
+    assert rules.assign_cluster(index, probe, params) == (3, [])
+    assert rules.assign_cluster(index, probe, params, track_clusters=[3]) == (3, [])

@@ -140,20 +140,22 @@ def assign_cluster(index: UnknownIndex, vector: np.ndarray, params: clustering.C
                    track_clusters: Sequence[int] = ()) -> tuple[int, list[int]]:
     """The cluster a new unknown face joins, and the pending faces promoted with it.
 
-    Its track's cluster when the face is at least ``params.similarity`` to that cluster's
-    centroid (a track whose ids swapped to another person, or a new detector session reusing
-    an id, shows another face: it does not join); else the nearest centroid above the
-    similarity; else a new cluster (``NEW_CLUSTER``) with the pending faces close enough, when
-    they make ``min_size`` together (or always when ``min_size`` is 1); else ``PENDING``.
+    Similarity to a cluster is the face's average similarity to its members (average linkage,
+    as the re-clustering merges). Its track's cluster when the face is at least
+    ``params.similarity`` to it (a track whose ids swapped to another person, or a new detector
+    session reusing an id, shows another face: it does not join); else the most similar
+    cluster at or above the similarity; else a new cluster (``NEW_CLUSTER``) with the pending
+    faces close enough, when they make ``min_size`` together (or always when ``min_size`` is
+    1); else ``PENDING``.
     """
     clusters = np.asarray(index.clusters, dtype=np.int64)
-    centroids = clustering.centroids_of(index.vectors, clusters) if len(clusters) else {}
+    means = clustering.means_of(index.vectors, clusters) if len(clusters) else {}
     v = np.asarray(vector, dtype=np.float32)
-    known = Counter(int(c) for c in track_clusters if int(c) != PENDING and int(c) in centroids)
+    known = Counter(int(c) for c in track_clusters if int(c) != PENDING and int(c) in means)
     for cid, _ in known.most_common():
-        if float(centroids[cid] @ v) >= params.similarity:
+        if float(means[cid] @ v) >= params.similarity:
             return cid, []
-    cluster, _ = clustering.nearest_cluster(v, centroids, params.similarity)
+    cluster, _ = clustering.nearest_cluster(v, means, params.similarity)
     if cluster != PENDING:
         return cluster, []
     pending = clusters == PENDING

@@ -254,8 +254,8 @@ class IdentityNode(VisioNode):
         report = self._engine.reload(entries, negatives, [int(p) for p in
                                                           resp.opted_out_person_ids])
         if dim and len(resp.cluster_ids):
-            centroids = np.asarray(resp.cluster_centroids, dtype=np.float32).reshape(-1, dim)
-            self._clusters = (np.asarray(resp.cluster_ids, np.int64), centroids,
+            means = np.asarray(resp.cluster_means, dtype=np.float32).reshape(-1, dim)
+            self._clusters = (np.asarray(resp.cluster_ids, np.int64), means,
                               float(resp.cluster_similarity))
         else:
             self._clusters = None
@@ -265,8 +265,8 @@ class IdentityNode(VisioNode):
         clusters = self._clusters
         if clusters is None or vector.shape[0] != clusters[1].shape[1]:
             return -1
-        ids, centroids, threshold = clusters
-        sims = centroids @ vector
+        ids, means, threshold = clusters
+        sims = means @ vector  # the average similarity to each cluster's members
         best = int(np.argmax(sims))
         return int(ids[best]) if sims[best] >= threshold else -1
 

@@ -89,7 +89,7 @@ from ..memory import (
     StoreUnavailable,
     open_store,
 )
-from ..memory.clustering import centroids_of
+from ..memory.clustering import means_of
 from ..memory.remember import TrackBook
 from ..memory.sightings import (
     KNOWN_TRACK,
@@ -813,15 +813,15 @@ class MemoryNode(VisioNode):
             for u in self._store.list_unknowns()
             if u.embedder == req.embedder and u.cluster_id != PENDING
         ]
-        centroids = (
-            centroids_of(np.stack([u.vector for u in unknowns]), [u.cluster_id for u in unknowns])
+        means = (
+            means_of(np.stack([u.vector for u in unknowns]), [u.cluster_id for u in unknowns])
             if unknowns
             else {}
         )
-        resp.cluster_ids = list(centroids)
-        resp.cluster_centroids = (
-            np.concatenate(list(centroids.values())).astype(np.float32)
-            if centroids
+        resp.cluster_ids = list(means)
+        resp.cluster_means = (
+            np.concatenate(list(means.values())).astype(np.float32)
+            if means
             else np.zeros(0, np.float32)
         )
         resp.cluster_similarity = float(self.params["cluster_similarity"])
