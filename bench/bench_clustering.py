@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Unknown-face clustering on the BBT gallery crops with nobody enrolled: purity, completeness.
 
-    python bench/bench_clustering.py [--bbt ../shared/eval/bbt] [--out results/clustering.json]
+    python bench/bench_clustering.py [--bbt ../shared/eval/bbt] [--people leonard,penny,raj,sheldon]
+        [--out results/clustering.json]
+
+``--people``: the BBT identities used; by default the report identities of
+``bench_identity.py`` (the others calibrated ``cluster_similarity``: ``calibrate_clustering.py``).
 
 Every crop goes through the real pipeline (MTCNN detection, canonical alignment, dlib
 embedding), then through the memory store as unknown faces, one track per crop, exactly as
@@ -23,6 +27,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_identity import REPORT  # noqa: E402
 
 from visio_memoria_ros.config import NODE_PARAMS  # noqa: E402
 from visio_memoria_ros.embedding import build_face_embedder  # noqa: E402
@@ -30,12 +37,13 @@ from visio_memoria_ros.memory import SQLiteStore, cluster_quality  # noqa: E402
 from visio_memoria_ros.perception import Perceiver, PerceiverConfig  # noqa: E402
 
 
-def embed_crops(bbt: Path) -> tuple[list[str], np.ndarray, list[np.ndarray], list[str]]:
+def embed_crops(bbt: Path, people: list[str]
+                ) -> tuple[list[str], np.ndarray, list[np.ndarray], list[str]]:
     """Return (identities, vectors, crops, files without a detected face)."""
     perceiver = Perceiver(PerceiverConfig())
     embedder = build_face_embedder("dlib")
     names, vectors, crops, missed = [], [], [], []
-    for folder in sorted(p for p in bbt.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in bbt.iterdir() if p.is_dir() and p.name in people):
         for path in sorted(folder.iterdir()):
             image = cv2.imread(str(path))
             if image is None:
@@ -57,12 +65,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bbt", type=Path, default=ROOT.parent / "shared" / "eval" / "bbt")
+    parser.add_argument("--people", default=",".join(REPORT),
+                        help="BBT identities to use (default: the report identities)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if not (args.bbt / "labels.json").is_file():
         print(f"BBT set not found at {args.bbt}", file=sys.stderr)
         return 1
-    names, vectors, crops, missed = embed_crops(args.bbt)
+    names, vectors, crops, missed = embed_crops(args.bbt, args.people.split(","))
     params = {s.name: s.default for s in NODE_PARAMS["memory_node"]}
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

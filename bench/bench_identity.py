@@ -9,7 +9,7 @@ Data split (by identity; nothing crosses it):
 
 * **calibration** (thresholds, margin, aggregate choice, the simulation's fit; never reported
   as accuracy): BBT amy, bernadette, howard, stuart (20 crops, 5 group-photo faces) and every
-  face of street.mp4 (10 strangers walking towards the camera, 1080p, tracked by the Perceiver).
+  face of street.mp4 (8 strangers walking towards the camera, 1080p, tracked by the Perceiver).
 * **report**: BBT leonard, penny, raj, sheldon (20 crops, 18 group-photo faces). Leave one
   identity out: three are enrolled (their crops), the fourth is the stranger; four rotations.
 

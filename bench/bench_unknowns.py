@@ -3,10 +3,12 @@
 restarts and untracked faces, through the memory store exactly as memory_node feeds it.
 
     python bench/bench_unknowns.py [--bbt ../shared/eval/bbt] [--rounds 60] [--seed 0]
-        [--out bench/results/unknowns.json]
+        [--people leonard,penny,raj,sheldon] [--out bench/results/unknowns.json]
 
-Faces: the 40 BBT gallery crops and three variants of each (mirrored, darker, rotated 8 deg),
-through the real pipeline (MTCNN, canonical alignment, dlib ResNet): about 160 faces of 8
+Faces: the BBT gallery crops of ``--people`` (default: the report identities of
+``bench_identity.py``; the others calibrated ``cluster_similarity``, see
+``calibrate_clustering.py``) and three variants of each (mirrored, darker, rotated 8 deg),
+through the real pipeline (MTCNN, canonical alignment, dlib ResNet): about 80 faces of 4
 people. Nobody is enrolled.
 
 Stream: ``--rounds`` scenes of two strangers walking past each other. Each scene has two tracks
@@ -36,6 +38,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_identity import REPORT  # noqa: E402
 
 from visio_memoria_ros.config import NODE_PARAMS  # noqa: E402
 from visio_memoria_ros.embedding import build_face_embedder  # noqa: E402
@@ -54,12 +59,12 @@ def variants(rgb: np.ndarray) -> list[np.ndarray]:
             cv2.warpAffine(rgb, m, (w, h), borderMode=cv2.BORDER_REPLICATE)]
 
 
-def embed_faces(bbt: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-    """{person: [(vector, crop)]} for every detected face of every variant."""
+def embed_faces(bbt: Path, people: list[str]) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """{person: [(vector, crop)]} for every detected face of every variant of ``people``."""
     perceiver = Perceiver(PerceiverConfig(warmup=False))
     embedder = build_face_embedder("dlib")
     out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for folder in sorted(p for p in bbt.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in bbt.iterdir() if p.is_dir() and p.name in people):
         for path in sorted(folder.iterdir()):
             image = cv2.imread(str(path))
             if image is None:
@@ -147,12 +152,14 @@ def main() -> int:
     parser.add_argument("--bbt", type=Path, default=ROOT.parent / "shared" / "eval" / "bbt")
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--people", default=",".join(REPORT),
+                        help="BBT identities to use (default: the report identities)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if not args.bbt.is_dir():
         print(f"BBT set not found at {args.bbt}", file=sys.stderr)
         return 1
-    people = embed_faces(args.bbt)
+    people = embed_faces(args.bbt, args.people.split(","))
     faces = stream(people, args.rounds, np.random.default_rng(args.seed))
     swaps = args.rounds
     restarts = sum(1 for r in range(args.rounds) if r % 4 == 3)

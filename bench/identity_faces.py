@@ -45,11 +45,16 @@ class VideoFace:
     bbox: np.ndarray
     quality: float
     vector: np.ndarray | None
+    remembered: bool = False  # passes memory_node's face-quality gate (shipped defaults)
+
+
+#: Bumped whenever what the cache holds changes (2: the quality gate per video face).
+CACHE_VERSION = 2
 
 
 def _inputs_key(paths: list[Path], embedder_id: str) -> str:
-    parts = [embedder_id] + [f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
-                             for p in sorted(paths)]
+    parts = [f"v{CACHE_VERSION}", embedder_id] + [
+        f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in sorted(paths)]
     return "|".join(parts)
 
 
@@ -92,11 +97,19 @@ def video_faces(video: Path, *, max_side: int = 1920,
     """Run a video through the default Perceiver (tracking) and embed every aligned face."""
     from visio_memoria_ros.config import NODE_PARAMS
     from visio_memoria_ros.embedding import build_face_embedder
-    from visio_memoria_ros.perception import Perceiver, PerceiverConfig
+    from visio_memoria_ros.perception import (
+        FacenessChecker,
+        Perceiver,
+        PerceiverConfig,
+        QualityGate,
+        assess_face,
+    )
 
     detector = {s.name: s.default for s in NODE_PARAMS["detector_node"]}
     perceiver = Perceiver(PerceiverConfig.from_params(detector))
     embedder = build_face_embedder("dlib")
+    gate = QualityGate.from_params({s.name: s.default for s in NODE_PARAMS["memory_node"]})
+    faceness = FacenessChecker()
     cap = cv2.VideoCapture(str(video))
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 25.0)
     out: list[VideoFace] = []
@@ -116,8 +129,10 @@ def video_faces(video: Path, *, max_side: int = 1920,
         vectors = embedder.embed([f.crop for f in with_crop]) if with_crop else []
         by_face = {id(f): v for f, v in zip(with_crop, vectors, strict=True)}
         for f in frame.faces:
+            remembered = f.crop is not None and not gate.reasons(assess_face(
+                f.crop, f.bbox, f.landmarks, f.score, faceness=faceness(f.crop)))
             out.append(VideoFace(index, t, int(f.track_id), f.bbox.copy(), float(f.quality),
-                                 by_face.get(id(f))))
+                                 by_face.get(id(f)), remembered))
             if crops_out is not None and f.crop is not None and f.track_id >= 0:
                 folder = crops_out / f"track{f.track_id:03d}"
                 folder.mkdir(parents=True, exist_ok=True)
@@ -169,6 +184,7 @@ def load_or_extract(bbt: Path | None, video: Path | None, cache: Path,
         v_bbox=np.stack([f.bbox for f in vfaces]) if vfaces else np.zeros((0, 4)),
         v_quality=np.array([f.quality for f in vfaces]),
         v_has=np.array([f.vector is not None for f in vfaces]),
+        v_remembered=np.array([f.remembered for f in vfaces], bool),
         v_vector=np.stack([f.vector if f.vector is not None else np.zeros(dim, np.float32)
                            for f in vfaces]) if vfaces else np.zeros((0, dim)),
         fps=np.array(fps),
@@ -181,10 +197,11 @@ def _unpack(data: Any) -> dict[str, Any]:
               for i, s, p, v in zip(data["s_identity"], data["s_source"], data["s_path"],
                                     data["s_vector"], strict=True)]
     vfaces = [VideoFace(int(fr), float(t), int(tr), np.asarray(b, np.float32), float(q),
-                        np.asarray(v, np.float32) if h else None)
-              for fr, t, tr, b, q, h, v in zip(data["v_frame"], data["v_t"], data["v_track"],
-                                               data["v_bbox"], data["v_quality"], data["v_has"],
-                                               data["v_vector"], strict=True)]
+                        np.asarray(v, np.float32) if h else None, bool(r))
+              for fr, t, tr, b, q, h, v, r in zip(
+                  data["v_frame"], data["v_t"], data["v_track"], data["v_bbox"],
+                  data["v_quality"], data["v_has"], data["v_vector"], data["v_remembered"],
+                  strict=True)]
     return {"embedder": str(data["embedder"]), "stills": stills,
             "missed": [str(m) for m in data["missed"]], "video": vfaces,
             "fps": float(data["fps"])}

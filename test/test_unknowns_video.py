@@ -162,6 +162,7 @@ def test_every_stored_unknown_is_a_face_and_every_cluster_one_person(ros, launch
     assert unknowns, "nothing was remembered"
     assert not untraced, f"stored unknowns with no identity message behind them: {untraced}"
     assert not non_faces, f"non-face crops stored: {non_faces}"
+    assert members, "no cluster formed: the purity would say nothing"
     assert purity >= 0.98, {cid: dict(c) for cid, c in members.items()}
 
 

@@ -10,7 +10,7 @@ in between.
 ==================  ====  ======  ======  ======  ==========================================
 embedder id         dim   accept  reject  margin  source of the numbers
 ==================  ====  ======  ======  ======  ==========================================
-dlib_resnet_v1_128  128   0.9398  0.9216  0.033   calibrated, never tested on: see below
+dlib_resnet_v1_128  128   0.9408  0.9216  0.033   calibrated, never tested on: see below
 onnx_arcface        512   0.450   0.300   0.0     usual ArcFace/InsightFace verification
                                                   range; calibrate
 dinov3_vitb16       768   0.800   0.650   0.0     placeholder: frozen DINOv3 is weak for
@@ -21,17 +21,17 @@ dinov3_vitb16       768   0.800   0.650   0.0     placeholder: frozen DINOv3 is 
 Where the dlib numbers come from (``python bench/bench_identity.py`` recomputes them and says
 whether they still match). Calibration data, used for nothing that is reported as accuracy:
 the BBT identities amy, bernadette, howard and stuart (their 20 gallery crops and 5 group-photo
-faces) and all 564 faces of the 10 strangers of street.mp4 (a 1080p street clip, tracked and
+faces) and all 540 faces of the 8 strangers of street.mp4 (a 1080p street clip, tracked and
 embedded by the same Perceiver and dlib ResNet). Genuine probes: each crop against the other
 crops (its own left out) and the group-photo faces, 25; impostor probes: the street faces
-against the four, and each of the four against the other three, 589. Rule
+against the four, and each of the four against the other three, 565. Rule
 (``identity.calibration``, target false-accept rate 0.001 per image, margin and reject losing
 at most 1 % of genuine probes): margin = the smallest genuine best-vs-runner-up gap (25
 probes cannot resolve 1 %), accept = just above the highest impostor that clears that margin
-(589 impostors cannot resolve 0.001 either), reject = just below the lowest genuine score.
+(565 impostors cannot resolve 0.001 either), reject = just below the lowest genuine score.
 The aggregate (``centroid``) was chosen on the same data: max / mean of top 3 / centroid gave
 92 / 96 / 96 % of the genuine probes KNOWN at their own calibrated thresholds, and with one
-wrong image filed under a person 328 / 20 / 6 of 400 frames of that stranger were KNOWN as
+wrong image filed under a person 364 / 15 / 5 of 440 frames of that stranger were KNOWN as
 that person. Video strangers are closer to everybody than still photos (street faces average
 0.90 to their nearest BBT person), which is why accept rose from the 0.915 once fitted on the
 BBT group photos. Held-out figures: README "Identity: held-out results". For your own camera and
@@ -39,7 +39,7 @@ people, calibrate with ``visio-memoria eval identify --target-far``.
 
 A track needs ``min_votes`` embeddings before it is KNOWN, unless one is so close to a person
 that waiting adds nothing: at or above the *instant* threshold (accept + the embedder's instant
-margin: dlib 0.9398 + 0.015 = 0.9548) a single embedding is enough (the margin still applies),
+margin: dlib 0.9408 + 0.015 = 0.9558) a single embedding is enough (the margin still applies),
 which lets a clearly seen person be greeted on the first one.
 """
 
@@ -70,7 +70,7 @@ class EmbedderDefaults:
 
 EMBEDDER_DEFAULTS: Mapping[str, EmbedderDefaults] = {
     "dlib_resnet_v1_128": EmbedderDefaults(
-        accept=0.9398, reject=0.9216, dim=128, instant_margin=0.015, margin=0.033
+        accept=0.9408, reject=0.9216, dim=128, instant_margin=0.015, margin=0.033
     ),
     "onnx_arcface": EmbedderDefaults(accept=0.45, reject=0.30, dim=512, instant_margin=0.10),
     "dinov3_vitb16": EmbedderDefaults(accept=0.80, reject=0.65, dim=768, instant_margin=0.05),
@@ -125,7 +125,7 @@ PARAMS: list[ParamSpec] = [
         "accept_threshold",
         EMBEDDER_DEFAULT,
         "Cosine similarity at or above which a track is KNOWN. -1.0 = the active embedder's "
-        "default (config/identity.py EMBEDDER_DEFAULTS: dlib_resnet_v1_128 0.9398, onnx_arcface "
+        "default (config/identity.py EMBEDDER_DEFAULTS: dlib_resnet_v1_128 0.9408, onnx_arcface "
         "0.45, dinov3_vitb16 0.80, other 0.60). The dlib values (accept, reject, margin) were "
         "calibrated for a false-accept rate of 0.001 per image on BBT amy, bernadette, howard, "
         "stuart and the street.mp4 strangers, data no reported figure uses; calibrate on your "

@@ -57,16 +57,6 @@ def centroid(vectors: np.ndarray) -> np.ndarray:
     return _normalize_rows(_normalize_rows(vectors).mean(axis=0))[0]
 
 
-def centroids_of(vectors: np.ndarray, ids: Sequence[int]) -> dict[int, np.ndarray]:
-    """Return ``{cluster_id: centroid}`` for every non-pending id in ``ids``."""
-    ids_arr = np.asarray(ids, dtype=np.int64)
-    out: dict[int, np.ndarray] = {}
-    for cid in np.unique(ids_arr):
-        if cid != PENDING:
-            out[int(cid)] = centroid(np.asarray(vectors)[ids_arr == cid])
-    return out
-
-
 def means_of(vectors: np.ndarray, ids: Sequence[int]) -> dict[int, np.ndarray]:
     """Return ``{cluster_id: mean of its unit rows}`` (not normalised) for every non-pending id:
     ``means[c] @ v`` is ``v``'s average similarity to cluster ``c``'s members."""
