@@ -297,3 +297,22 @@ def test_cli_never_imports_ros() -> None:
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "no memory store at /nonexistent/memory.db" in proc.stderr
+
+
+def test_identify_refuses_a_missing_memory_before_loading_any_model() -> None:
+    # Loading torch and the detector takes seconds; a mistyped --db must not wait for them.
+    code = (
+        "import sys\n"
+        "from visio_memoria_ros import cli\n"
+        "rc = cli.main(['--db', '/nonexistent/memory.db', 'identify', sys.argv[1]])\n"
+        "assert rc == 1, rc\n"
+        "loaded = [m for m in ('torch', 'facenet_pytorch', 'dlib') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    image = REPO / "test" / "data" / "does_not_matter.jpg"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-c", code, str(image)], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "no memory store at /nonexistent/memory.db" in proc.stderr

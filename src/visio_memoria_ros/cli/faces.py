@@ -177,9 +177,9 @@ def _warn_lookalikes(args: argparse.Namespace, store: Any, prepared: Sequence[An
 def cmd_identify(args: argparse.Namespace) -> int:
     """Every face of each image (or video frame) against the memory's gallery."""
 
-    pipe = build_pipeline(args, embed=True)
-    store = open_memory(args, read_only=True)
+    store = open_memory(args, read_only=True)  # first: a missing memory fails at once
     with store:
+        pipe = build_pipeline(args, embed=True)
         engine, report = engine_from_store(args, store, pipe.embedder_id)
     pipe.engine = engine
     if report.num_vectors == 0:
