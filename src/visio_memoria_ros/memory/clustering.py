@@ -7,8 +7,8 @@ non-negative int that survives re-clustering when the cluster keeps (most of) it
 
 A face and a cluster are as similar as the face's mean cosine similarity to the cluster's
 members (average linkage): the dot product with the mean of the members' unit vectors
-(``means_of``). It is the criterion the periodic re-clustering merges by, so a face joins a
-cluster as it arrives exactly when the re-clustering would keep it there. The cosine to the
+(``means_of``). It is the measure the periodic re-clustering merges by (average linkage), so
+faces are grouped by one rule as they arrive and when re-clustered. The cosine to the
 normalised centroid is never lower and overrates a face against a spread-out cluster (a
 cluster of mean pairwise similarity 0.95 has a mean vector of norm ~0.975: a face at 0.92 to
 its members is at ~0.94 to its centroid).
