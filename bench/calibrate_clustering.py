@@ -5,13 +5,14 @@
         [--bbt ../shared/eval/bbt] [--video ../shared/eval/video/street.mp4]
         [--out bench/results/clustering_calibration.json]
 
-Only calibration data (the split of ``bench_identity.py``; no reported figure uses it):
+Only calibration data (the split of ``bench_identity.py``; ``bench_clustering.py`` and
+``bench_unknowns.py`` report on the other four BBT people):
 
 * BBT amy, bernadette, howard, stuart: gallery crops and group-photo faces, each an untracked
   face (its own track);
 * street.mp4 as the default Perceiver tracks it: the faces that pass memory_node's shipped
   face-quality gate (only those are ever remembered), one track per tracked person, people
-  as ``bench/data/street_identities.json`` says (one man has two tracks).
+  as ``bench/data/street_identities.json`` says (three people have two tracks each).
 
 Embeddings come from ``identity_faces.py``'s cache (the same rooms as the robot: MTCNN,
 alignment, the dlib ResNet in torch). Each order feeds all of these faces, shuffled, to a fresh
