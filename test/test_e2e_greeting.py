@@ -107,13 +107,23 @@ def test_unknowns_labelled_by_service_are_greeted_by_name(ros, launch, bbt_dir, 
         return ros.call(list_clusters, ListUnknownClusters.Request(max_samples=1, min_size=3),
                         30, procs).clusters
 
+    last: list[tuple[int, int]] = []
+
     def replay_strangers():
+        # Name the clusters once they have settled: three of them, unchanged over a whole
+        # cycle of the crops (re-clustered meanwhile), not the first three faces that happen
+        # to form a cluster while the others are still pending.
         k = frame[0]
         frame[0] += 1
         replay.send(_canvas([crops[n][(k // 5) % 5] for n in LABELLED]))
-        return k % 10 == 0 and len(clusters()) >= 3
+        if k % 25 or k < 50:
+            return False
+        now = sorted((c.cluster_id, c.size) for c in clusters())
+        settled = len(now) >= 3 and now == last
+        last[:] = now
+        return settled
 
-    ros.spin_until(replay_strangers, 240, "three unknown clusters", procs)
+    ros.spin_until(replay_strangers, 240, "three settled unknown clusters", procs)
     found = clusters()
     assert len(found) == 3, [(c.cluster_id, c.size) for c in found]
     assert not greetings, f"a stranger was greeted: {[g.data for g in greetings]}"
