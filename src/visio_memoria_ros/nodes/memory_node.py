@@ -42,6 +42,7 @@ it), and re-embeds stored crops with the embedder that embedding_node's own para
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections import Counter
@@ -106,6 +107,7 @@ from .images import ImageConverter, rgb_to_msg
 from .params import VisioNode
 from .qos import LATCHED_QOS, RELIABLE_QOS
 from .reliable_call import ReliableCall
+from .service_reply import wait_for_client
 from .stamps import s_to_stamp, stamp_to_s
 from .startup import run_node
 
@@ -183,6 +185,8 @@ class MemoryNode(VisioNode):
         self._faceness = FacenessChecker()
         self._remembered = 0
         self._not_remembered: Counter[str] = Counter()
+        self._replies_retried = 0  # replies that reached a client only on a later attempt
+        self._replies_lost = 0  # replies whose client never became reachable
         self._published_revision = -1
         self._stats = StageStats()
         self._received = 0
@@ -224,11 +228,15 @@ class MemoryNode(VisioNode):
         # stream of faces no labelling call was answered at all (the store is thread-safe).
         control = MutuallyExclusiveCallbackGroup()
         for srv_type, name, handler in services:
-            self.create_service(
-                srv_type,
-                f"visio_memoria/{name}",
-                self._guard(name, handler),
-                callback_group=control,
+            wait_for_client(
+                self.create_service(
+                    srv_type,
+                    f"visio_memoria/{name}",
+                    self._guard(name, handler),
+                    callback_group=control,
+                ),
+                on_retry=functools.partial(self._reply_retried, name),
+                on_lost=functools.partial(self._reply_lost, name),
             )
 
         with contextlib.suppress(*STORE_ERRORS):  # else published by the poll once readable
@@ -323,6 +331,8 @@ class MemoryNode(VisioNode):
             "remember_gate": float(bool(self.params["remember_gate"])),
             **{f"not_remembered_{reason}": float(n)
                for reason, n in sorted(self._not_remembered.items())},
+            "service_replies_retried": float(self._replies_retried),
+            "service_replies_lost": float(self._replies_lost),
         }
 
     def _health(self) -> Health:
@@ -537,6 +547,18 @@ class MemoryNode(VisioNode):
         }))
         with self._lock:
             self._remembered += 1
+
+    def _reply_retried(self, name: str, attempts: int) -> None:
+        with self._lock:
+            self._replies_retried += 1
+        self.get_logger().info(f"{name}: reply sent on attempt {attempts} (the client was "
+                               "still being discovered)")
+
+    def _reply_lost(self, name: str, attempts: int) -> None:
+        with self._lock:
+            self._replies_lost += 1
+        self.get_logger().warning(f"{name}: reply lost, the client never became reachable "
+                                  f"({attempts} attempts)")
 
     def _refused(self, reason: str) -> None:
         """Count an unknown face not remembered, by reason (on /diagnostics)."""
