@@ -10,8 +10,8 @@ sending the reply again can still reach it (ros2/rmw_fastrtps#467). ``wait_for_c
 service send each reply again until it goes out or ``wait_s`` has passed.
 
 Hand-written: rclpy sends the reply itself after the callback returns and offers no hook or
-retry; rclpy turns the timeout into a warning (and, with that warning filtered to an error,
-into a ``SystemError`` caused by it), so this is how the timeout can be seen at all.
+retry, and reports the timeout only as a ``RuntimeWarning`` (filtered to an error, it becomes a
+``SystemError`` that kills the executor), so the warning is how the timeout can be seen.
 """
 
 from __future__ import annotations
@@ -25,15 +25,6 @@ from typing import Any
 TIMEOUT_TEXT = "failed to send response (timeout)"
 
 
-def _timed_out(exc: BaseException) -> bool:
-    """Whether ``exc`` is rclpy's reply timeout (the warning itself, or rclpy's SystemError
-    raised from it)."""
-    for e in (exc, exc.__cause__, exc.__context__):
-        if isinstance(e, RuntimeWarning) and TIMEOUT_TEXT in str(e):
-            return True
-    return False
-
-
 def wait_for_client(service: Any, *, wait_s: float = 5.0,
                     on_retry: Callable[[int], None] | None = None,
                     on_lost: Callable[[int], None] | None = None,
@@ -42,9 +33,12 @@ def wait_for_client(service: Any, *, wait_s: float = 5.0,
     """Make ``service`` (an rclpy Service) send each reply again while the client is not yet
     reachable, for up to ``wait_s`` seconds (each attempt itself waits rmw's 100 ms).
     ``on_retry(attempts)`` is called once a reply went out after more than one attempt,
-    ``on_lost(attempts)`` when it never did. Returns the service."""
-    warnings.filterwarnings("error", message=r"failed to send response \(timeout\)",
-                            category=RuntimeWarning)
+    ``on_lost(attempts)`` when it never did. Returns the service.
+
+    The timeout warning is caught around this service's own send only (a process-wide filter
+    would turn the same warning of every other service, rclpy's parameter services included,
+    into an error); other warnings raised meanwhile are shown as usual.
+    """
     send = service.send_response
 
     def send_response(response: Any, header: Any) -> None:
@@ -52,20 +46,24 @@ def wait_for_client(service: Any, *, wait_s: float = 5.0,
         attempts = 0
         while True:
             attempts += 1
-            try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
                 send(response, header)
-            except (RuntimeWarning, SystemError) as exc:
-                if not _timed_out(exc):
-                    raise
-                if clock() < deadline:
-                    pause(0.02)  # rmw_fastrtps already waited 100 ms; others may not
-                    continue
+            timed_out = False
+            for w in caught:
+                if issubclass(w.category, RuntimeWarning) and TIMEOUT_TEXT in str(w.message):
+                    timed_out = True
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            if not timed_out:
+                if attempts > 1 and on_retry is not None:
+                    on_retry(attempts)
+                return
+            if clock() >= deadline:
                 if on_lost is not None:
                     on_lost(attempts)
                 return
-            if attempts > 1 and on_retry is not None:
-                on_retry(attempts)
-            return
+            pause(0.02)  # rmw_fastrtps already waited 100 ms; others may not
 
     service.send_response = send_response
     return service
