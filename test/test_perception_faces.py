@@ -101,32 +101,87 @@ def test_mtcnn_min_face_size_filters_small_faces(asset_image_path):
     assert big_only == []
 
 
-def test_mtcnn_channels_last_gives_facenets_own_results(mtcnn, asset_image_path):
-    """The CPU speed-up (NHWC nets) must not change a single box, score or landmark."""
+def _facenet_reference(images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """facenet-pytorch's own MTCNN (its package, its torchvision NMS) on each image."""
     import torch
+    from facenet_pytorch import MTCNN
     from facenet_pytorch.models.utils.detect_face import detect_face
 
-    m = mtcnn._mtcnn
+    ref = MTCNN(keep_all=True, min_face_size=20, post_process=False).eval()
+    out = []
+    with torch.inference_mode():
+        for image in images:
+            boxes, points = detect_face(image, 20, ref.pnet, ref.rnet, ref.onet,
+                                        ref.thresholds, ref.factor, "cpu")
+            out.append((np.asarray(boxes[0], np.float64).reshape(-1, 5),
+                        np.asarray(points[0], np.float64).reshape(-1, 5, 2)))
+    return out
+
+
+@pytest.mark.bbt
+@pytest.mark.slow
+def test_mtcnn_cascade_gives_facenets_own_results(mtcnn, asset_image_path, bbt_dir):
+    """The port (NHWC nets, numpy NMS, no torchvision) must not change a box, score or
+    landmark of facenet's own MTCNN: group photos, a photo of two people, a street frame."""
+    import torch
+
+    from visio_memoria_ros.perception.mtcnn import detect_faces
+
     assert all(
         p.is_contiguous(memory_format=torch.channels_last)
         for net in mtcnn._nets
         for p in net.parameters()
         if p.dim() == 4
     )
-    reference = type(m)(keep_all=True, min_face_size=20, post_process=False).eval()
-    image = np.ascontiguousarray(cv2.imread(str(asset_image_path))[:, :, ::-1])
-    with torch.inference_mode():
-        ours = detect_face(image, 20, *mtcnn._nets, m.thresholds, m.factor, "cpu")
-        theirs = detect_face(
-            image, 20, reference.pnet, reference.rnet, reference.onet, m.thresholds, m.factor,
-            "cpu",
-        )
-    (our_boxes, our_points), (boxes, points) = (
-        [np.asarray(a[0], dtype=np.float64) for a in result] for result in (ours, theirs)
+    images = [load_rgb(p) for p in sorted(bbt_dir.glob("bbt*.jpg"))]
+    images.append(load_rgb(asset_image_path))
+    street = bbt_dir.parent / "video" / "street.mp4"  # small faces, when the clip is there
+    if street.is_file():
+        cap = cv2.VideoCapture(str(street))
+        for _ in range(60):
+            ok, frame = cap.read()
+        cap.release()
+        assert ok
+        images.append(cv2.cvtColor(cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA),
+                                   cv2.COLOR_BGR2RGB))
+    found = 0
+    for image, (boxes, points) in zip(images, _facenet_reference(images), strict=True):
+        with torch.inference_mode():
+            our_boxes, our_points = detect_faces(image, 20, mtcnn._nets, mtcnn.thresholds,
+                                                 mtcnn.factor)
+        assert len(our_boxes) == len(boxes)
+        np.testing.assert_allclose(our_boxes, boxes, atol=1e-3)
+        np.testing.assert_allclose(our_points, points, atol=1e-3)
+        found += len(boxes)
+    assert found >= 25  # 23 labelled BBT faces, 2 in the photo, the street frame's
+
+
+def test_mtcnn_loads_without_importing_torchvision(asset_image_path):
+    """facenet-pytorch's package imports torchvision and torch._dynamo (seconds of start-up);
+    the detector reads that package's weight files without importing it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cv2\n"
+        "from visio_memoria_ros.perception import MtcnnFaceDetector\n"
+        "image = cv2.imread(sys.argv[1])[:, :, ::-1].copy()\n"
+        "assert len(MtcnnFaceDetector().detect(image)) == 2\n"
+        "loaded = [m for m in ('facenet_pytorch', 'torchvision', 'torch._dynamo')"
+        " if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
     )
-    assert len(our_boxes) == len(boxes) >= 2
-    np.testing.assert_allclose(our_boxes, boxes, atol=1e-3)
-    np.testing.assert_allclose(our_points, points, atol=1e-3)
+    proc = subprocess.run([sys.executable, "-c", code, str(asset_image_path)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_mtcnn_weights_are_read_from_the_installed_facenet_package():
+    from visio_memoria_ros.perception.mtcnn import weights_dir
+
+    folder = weights_dir()
+    assert folder.parent.name == "facenet_pytorch"
+    assert {p.name for p in folder.glob("?net.pt")} == {"pnet.pt", "rnet.pt", "onet.pt"}
 
 
 def test_mtcnn_blank_and_tiny_images_give_no_faces(mtcnn):

@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 FACE_BACKENDS = ("mtcnn", "yolo", "haar")
 
+#: MTCNN's P-Net, R-Net, O-Net score thresholds and pyramid factor (facenet-pytorch's).
+MTCNN_THRESHOLDS = (0.6, 0.7, 0.7)
+MTCNN_FACTOR = 0.709
+
 #: Landmarks of a Haar face box as fractions of its width/height (x, y), in core order.
 #: Measured as the mean MTCNN landmark position inside the 23 matching Haar boxes of the BBT
 #: photos (std 0.03-0.06). Approximate by nature (no pose information), and so is alignment.
@@ -103,7 +107,8 @@ def _to_channels_last(net: Any) -> Any:
 
 
 class MtcnnFaceDetector:
-    """facenet-pytorch MTCNN (weights ship inside the package), optional input downscale."""
+    """MTCNN with facenet-pytorch's weights (they ship inside that package; ``mtcnn.py`` runs
+    the cascade without importing it), optional input downscale."""
 
     name = "mtcnn"
 
@@ -114,12 +119,13 @@ class MtcnnFaceDetector:
         min_face_size: int = 20,
         max_side: int = 0,
         score_threshold: float = 0.9,
-        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-        factor: float = 0.709,
+        thresholds: tuple[float, float, float] = MTCNN_THRESHOLDS,
+        factor: float = MTCNN_FACTOR,
     ) -> None:
         """Load the three MTCNN stages on ``device``; ``max_side`` > 0 downscales inputs."""
         import torch
-        from facenet_pytorch import MTCNN
+
+        from .mtcnn import load_nets
 
         if min_face_size < 1:
             raise ValueError(f"min_face_size must be >= 1 px, got {min_face_size}")
@@ -128,17 +134,9 @@ class MtcnnFaceDetector:
         self.min_face_size = int(min_face_size)
         self.max_side = int(max_side)
         self.score_threshold = float(score_threshold)
-        self._mtcnn = MTCNN(
-            keep_all=True,
-            select_largest=False,
-            min_face_size=self.min_face_size,
-            thresholds=list(thresholds),
-            factor=factor,
-            post_process=False,
-            device=self.device,
-        ).eval()
-        m = self._mtcnn
-        self._nets = (m.pnet, m.rnet, m.onet)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.factor = float(factor)
+        self._nets = load_nets(self.device)
         if self.device.type == "cpu":
             # NHWC is ~2-3x faster for P-Net's 10-channel max-pooling on CPU (the bulk of the
             # detector's time); the outputs are the same.
@@ -146,19 +144,16 @@ class MtcnnFaceDetector:
 
     def detect(self, image: np.ndarray) -> list[FaceObservation]:
         """Return faces of at least ``min_face_size`` px (full-resolution) in ``image``."""
-        from facenet_pytorch.models.utils.detect_face import detect_face
+        from .mtcnn import detect_faces
 
         small, scale = resize_max_side(image, self.max_side)
         # min_face_size is in input pixels; the pyramid runs on the downscaled image.
         min_size = max(12.0, self.min_face_size * scale)
         if min(small.shape[:2]) < min_size:
             return []
-        m = self._mtcnn
         with self._torch.inference_mode():
-            boxes, points = detect_face(
-                small, min_size, *self._nets, m.thresholds, m.factor, self.device
-            )
-        boxes, points = np.asarray(boxes[0]), np.asarray(points[0])
+            boxes, points = detect_faces(small, min_size, self._nets, self.thresholds,
+                                         self.factor)
         h, w = image.shape[:2]
         faces = []
         for box, pts in zip(boxes.reshape(-1, 5), points.reshape(-1, 5, 2), strict=True):
@@ -208,7 +203,7 @@ class MtcnnFaceDetector:
             squares = np.stack([_square(b) for b in refined]).astype(np.float32)
         faces = []
         for box, s_, pts in zip(refined, score, points, strict=True):
-            if float(s_) < max(self.score_threshold, self._mtcnn.thresholds[2]):
+            if float(s_) < max(self.score_threshold, self.thresholds[2]):
                 continue
             bbox = clip_box(box, w, h)
             if bbox[2] - bbox[0] < 1 or bbox[3] - bbox[1] < 1:
