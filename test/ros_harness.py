@@ -101,7 +101,9 @@ class RosTestNode:
         and then drops the reply ("failed to send response (timeout): client will not receive
         response" in the server's log). A real client must therefore re-send, and may do so
         only when the request can be repeated: reads, and writes that set a state (setting a
-        parameter to the same value twice). The nodes do the same with ``ReliableCall``.
+        parameter to the same value twice). The nodes do the same with ``ReliableCall``;
+        memory_node's own services also send a reply again while the client is still being
+        discovered (``nodes/service_reply.py``), rclpy's parameter services do not.
         Writes that change something each time (label, merge, forget) are never re-sent here:
         a real client cannot re-send them either without doing them twice.
         """

@@ -73,7 +73,8 @@ def _no_key_names() -> set[str]:
 
 
 def _imports() -> set[str]:
-    """Top-level modules imported anywhere in the code (plus ``find_spec("name")`` look-ups)."""
+    """Top-level modules imported anywhere in the code, plus packages looked up without an
+    import (``find_spec("name")``, ``installed_package_dir("name")``: their model files)."""
     names: set[str] = set()
     for path in SOURCES:
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
@@ -82,8 +83,10 @@ def _imports() -> set[str]:
                 names.update(a.name.split(".")[0] for a in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-            elif (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "find_spec"
-                  and node.args and isinstance(node.args[0], ast.Constant)):
+            elif (isinstance(node, ast.Call) and node.args
+                  and isinstance(node.args[0], ast.Constant)
+                  and (getattr(node.func, "attr", "") == "find_spec"
+                       or getattr(node.func, "id", "") == "installed_package_dir")):
                 names.add(str(node.args[0].value).split(".")[0])
     return names
 

@@ -16,6 +16,7 @@ embedders, the activity head and the CLI all resolve their paths here.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +44,17 @@ class ModelNotFoundError(FileNotFoundError):
             "downloaded at run time: put it in one of these places (see "
             f"{MODELS_README} for how to get it) or give its absolute path."
         )
+
+
+def installed_package_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it (an import can cost
+    seconds or fail: facenet_pytorch imports torchvision, face_recognition_models needs the
+    deprecated pkg_resources); None when it is not installed. For model files that ship
+    inside a package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def model_search_dirs(env: Mapping[str, str] | None = None) -> list[Path]:

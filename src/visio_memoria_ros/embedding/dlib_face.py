@@ -3,7 +3,6 @@ helpers. ``dlib_torch`` runs the same network in PyTorch on the same chips."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.face_crop import ARCFACE_TEMPLATE_112
+from ..core.models import installed_package_dir
 from .base import check_canonical_crops, empty_embeddings, finish_embeddings
 
 LOG = logging.getLogger(__name__)
@@ -69,13 +69,13 @@ def default_model_paths() -> tuple[str, str]:
 
     Located without importing the package (its ``__init__`` needs the deprecated pkg_resources).
     """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
+    package = installed_package_dir("face_recognition_models")
+    if package is None:
         raise FileNotFoundError(
             "dlib model paths not given and the face_recognition_models package is not "
             "installed (pip install face_recognition_models); see models/README.md"
         )
-    models = Path(next(iter(spec.submodule_search_locations))) / "models"
+    models = package / "models"
     return (
         str(models / "dlib_face_recognition_resnet_model_v1.dat"),
         str(models / "shape_predictor_5_face_landmarks.dat"),

@@ -15,7 +15,6 @@ own ``detect_face`` on real photos and video frames.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ import torch
 from torch import nn
 from torch.nn.functional import interpolate
 
+from ..core.models import installed_package_dir
+
 
 def weights_dir() -> Path:
     """The folder holding facenet-pytorch's ``pnet.pt``, ``rnet.pt`` and ``onet.pt``.
@@ -31,13 +32,13 @@ def weights_dir() -> Path:
     Found without importing the package (which would import torchvision). ImportError when
     facenet-pytorch is not installed, FileNotFoundError when its data folder is incomplete.
     """
-    spec = importlib.util.find_spec("facenet_pytorch")
-    if spec is None or not spec.submodule_search_locations:
+    package = installed_package_dir("facenet_pytorch")
+    if package is None:
         raise ImportError(
             "face_backend 'mtcnn' needs the MTCNN weights that ship with facenet-pytorch: "
             "pip install facenet-pytorch"
         )
-    folder = Path(next(iter(spec.submodule_search_locations))) / "data"
+    folder = package / "data"
     missing = [n for n in ("pnet.pt", "rnet.pt", "onet.pt") if not (folder / n).is_file()]
     if missing:
         raise FileNotFoundError(f"MTCNN weights {missing} not found in {folder}")
