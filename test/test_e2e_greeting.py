@@ -1,7 +1,8 @@
 """End to end over DDS, the whole identity loop on real faces (BBT).
 
-Replay the gallery crops of three identities -> memory_node clusters them as three unknown
-clusters -> label them with the services -> replay a group photo -> ``/greeting`` names
+Replay the gallery crops of three identities -> memory_node clusters them as unknowns (each
+person in clusters of its own, at times two of them) -> label each cluster with its person's
+name through the services -> replay a group photo -> ``/greeting`` names
 exactly those three; an identity never labelled is never welcomed back. Twice: the nodes as
 one process each, and all of them in one ``visio_memoria_node`` process (same names,
 topics, services and per-node parameter sections).
