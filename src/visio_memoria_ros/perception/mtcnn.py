@@ -6,11 +6,11 @@ ported for one image at a time; their weights are read from the files that packa
 (``facenet_pytorch/data/{p,r,o}net.pt``). Why not import the package: importing
 ``facenet_pytorch`` imports torchvision (for its NMS), and torchvision imports
 ``torch._dynamo``: 2.4 s of every start of the CLI and of detector_node on a 2-core CPU, and
-about 150 MB of resident memory (``identify``'s peak), for two NMS calls. Here the NMS is a few lines of numpy (the
-same rule as ``torchvision.ops.nms``); everything else — the image pyramid, the box
-regression, the crops resized with ``mode="area"``, the thresholds — is computed as facenet
-does, and ``test_perception_faces.py`` checks that boxes, scores and landmarks equal facenet's
-own ``detect_face`` on real photos and video frames.
+about 150 MB of resident memory (``identify``'s peak), for two NMS calls. Here the NMS is a
+few lines of numpy (the same rule as ``torchvision.ops.nms``); everything else — the image
+pyramid, the box regression, the crops resized with ``mode="area"``, the thresholds — is
+computed as facenet does, and ``test_perception_faces.py`` checks that boxes, scores and
+landmarks equal facenet's own ``detect_face`` on real photos and video frames.
 """
 
 from __future__ import annotations
