@@ -8,13 +8,50 @@ readiness), never fixed sleeps; everything started is stopped at teardown.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from visio_memoria_ros.nodes.processes import NodeProcess, check_local_discovery
 
 __all__ = ["NodeProcess", "RosTestNode", "check_local_discovery"]
+
+
+def stacks(processes: Sequence[NodeProcess]) -> str:
+    """The Python stacks of every thread of the live ``processes`` (py-spy), for a timeout's
+    message: a node that stopped answering shows where it waits. Empty without py-spy."""
+    spy = shutil.which("py-spy")
+    if spy is None:
+        return ""
+    out = []
+    for p in processes:
+        if not p.alive():
+            continue
+        try:
+            dump = subprocess.run([spy, "dump", "--pid", str(p.proc.pid)], check=False,
+                                  capture_output=True, text=True, timeout=30)
+            out.append(f"--- {p.name} stacks (py-spy):\n{dump.stdout or dump.stderr}")
+            out.append(f"--- {p.name} maps the shared-memory ports {shm_ports(p.proc.pid)}")
+        except (OSError, subprocess.SubprocessError) as exc:
+            out.append(f"--- {p.name} stacks: py-spy failed: {exc}")
+    if out:
+        out.append(f"--- this (the test's) process maps the shared-memory ports {shm_ports()}")
+    return "\n" + "\n".join(out) if out else ""
+
+
+def shm_ports(pid: int | str = "self") -> list[str]:
+    """The Fast DDS shared-memory port segments process ``pid`` maps, "(deleted)" for one that
+    another process has since removed and created again: what is written there reaches
+    nobody."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return []
+    return sorted({line.split("/dev/shm/", 1)[1] for line in maps.splitlines()
+                   if "/dev/shm/fastdds_port" in line})
 
 
 class RosTestNode:
@@ -52,7 +89,8 @@ class RosTestNode:
                     )
             self.executor.spin_once(timeout_sec=0.05)
         logs = "\n".join(f"--- {p.name}:\n{p.output()[-3000:]}" for p in processes)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}"
+                             f"{stacks(processes)}")
 
     def collect(self, msg_type: Any, topic: str, qos: Any = 10) -> list[Any]:
         """Subscribe and return the list that received messages are appended to."""
@@ -123,7 +161,14 @@ class RosTestNode:
                 sent = time.monotonic()
             return False
 
-        self.spin_until(answered, timeout, f"response of {client.srv_name}", processes)
+        try:
+            self.spin_until(answered, timeout, f"response of {client.srv_name}", processes)
+        except AssertionError as exc:
+            servers = (self.node.count_services(client.srv_name)
+                       if hasattr(self.node, "count_services") else "?")
+            raise AssertionError(
+                f"{exc}\n--- client side: {len(futures)} request(s) sent, service ready: "
+                f"{client.service_is_ready()}, servers in the graph: {servers}") from None
         return next(f for f in futures if f.done()).result()
 
     def close(self) -> None:
