@@ -156,42 +156,6 @@ def test_mtcnn_cascade_gives_facenets_own_results(mtcnn, asset_image_path, bbt_d
     assert found >= 25  # 23 labelled BBT faces, 2 in the photo, the street frame's
 
 
-def test_mtcnn_crops_equal_per_box_area_interpolation_bit_for_bit():
-    """The R-Net/O-Net crops come from one summed-area table; they must equal facenet's one
-    ``interpolate(mode="area")`` per box exactly: boxes of 1-400 px, partly or wholly outside
-    the image (those are masked out), odd image sizes, 24 and 48 px crops."""
-    import torch
-    from torch.nn.functional import interpolate
-
-    from visio_memoria_ros.perception.mtcnn import _crops
-
-    rng = np.random.default_rng(7)
-    for _ in range(6):
-        h, w = (int(v) for v in rng.integers(30, 500, 2))
-        image = torch.as_tensor(rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8))
-        image = image.permute(0, 3, 1, 2).float()  # channels-last memory, as detect_faces has
-        x1, y1 = rng.uniform(-60, w, 80), rng.uniform(-60, h, 80)
-        side = rng.uniform(1, 400, 80)
-        x1[:5] = rng.uniform(-300, -60, 5)  # left of the image, and beyond its right edge
-        side[:5] = rng.uniform(1, 50, 5)
-        x1[5:10] = w + rng.uniform(1, 50, 5)
-        boxes = torch.as_tensor(np.stack([x1, y1, x1 + side, y1 + side, side], 1))
-        b = boxes.trunc().int().numpy()
-        x, y = np.maximum(b[:, 0], 1), np.maximum(b[:, 1], 1)
-        ex, ey = np.minimum(b[:, 2], w), np.minimum(b[:, 3], h)
-        inside = (ey > y - 1) & (ex > x - 1)
-        assert 0 < inside.sum() < len(inside)
-        for size in (24, 48):
-            crops, mask = _crops(image, boxes, size)
-            assert mask.numpy().tolist() == inside.tolist()
-            expected = torch.cat([
-                interpolate(image[:, :, y[k] - 1:ey[k], x[k] - 1:ex[k]], size=(size, size),
-                            mode="area") for k in np.flatnonzero(inside)])
-            assert torch.equal(crops, (expected - 127.5) * 0.0078125)
-    empty, mask = _crops(image, torch.tensor([[-90.0, -90.0, -70.0, -70.0, 1.0]]), 24)
-    assert empty.shape == (0, 3, 24, 24) and not mask.any()
-
-
 def test_mtcnn_loads_without_importing_torchvision(asset_image_path):
     """facenet-pytorch's package imports torchvision and torch._dynamo (seconds of start-up);
     the detector reads that package's weight files without importing it."""

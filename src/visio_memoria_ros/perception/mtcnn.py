@@ -226,53 +226,20 @@ def _crops(image: torch.Tensor, boxes: torch.Tensor, size: int) -> tuple[torch.T
                                                                         torch.Tensor]:
     """The boxes' pixels (clipped to the image, 1-based as MTCNN's Matlab origin) resized to
     ``size`` x ``size`` by area averaging and normalised as the networks expect, and the mask
-    of the boxes that have pixels in the image (the crops are of those only).
-
-    The area averaging is ``interpolate(mode="area")`` (adaptive average pooling: output cell
-    ``i`` of an ``n``-pixel side averages pixels ``floor(i*n/size)`` to ``ceil((i+1)*n/size)``),
-    done for all boxes at once from one summed-area table instead of facenet's one call per
-    box (hundreds of small calls per frame). Sums of 8-bit pixels are exact in float64, so
-    the crops equal pooling's own, bit for bit."""
+    of the boxes that have pixels in the image (the crops are of those only)."""
     h, w = image.shape[2:4]
     b = boxes.trunc().int().cpu().numpy()
     x, y = np.maximum(b[:, 0], 1), np.maximum(b[:, 1], 1)
     ex, ey = np.minimum(b[:, 2], w), np.minimum(b[:, 3], h)
     inside = (ey > y - 1) & (ex > x - 1)
+    data = [
+        interpolate(image[:, :, y[k] - 1:ey[k], x[k] - 1:ex[k]], size=(size, size), mode="area")
+        for k in np.flatnonzero(inside)
+    ]
     mask = torch.as_tensor(inside, device=boxes.device)
-    keep = np.flatnonzero(inside)
-    if len(keep) == 0:
+    if not data:
         return image.new_zeros((0, image.shape[1], size, size)), mask
-    rows = _pool_bounds(y[keep] - 1, ey[keep], size)  # (N, size) starts, (N, size) ends
-    cols = _pool_bounds(x[keep] - 1, ex[keep], size)
-    table = _summed_area(image[0].permute(1, 2, 0))  # (H+1, W+1, C)
-    dev = table.device
-    r0, r1 = (torch.as_tensor(a, device=dev)[:, :, None] for a in rows)
-    c0, c1 = (torch.as_tensor(a, device=dev)[:, None, :] for a in cols)
-    total = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]  # (N, size, size, C)
-    work = torch.float64 if image.dtype == torch.float64 else torch.float32  # fp16 sums overflow
-    # divided by the cell's height, then its width: pooling's own rounding, bit for bit
-    data = total.to(work) / (r1 - r0).to(work)[..., None] / (c1 - c0).to(work)[..., None]
-    data = data.to(image.dtype).permute(0, 3, 1, 2)  # (N, C, size, size), channels-last memory
-    return (data - 127.5) * 0.0078125, mask
-
-
-def _pool_bounds(start: np.ndarray, end: np.ndarray, size: int) -> tuple[np.ndarray,
-                                                                        np.ndarray]:
-    """Adaptive average pooling's cell bounds over ``[start, end)`` per box: (N, size) each."""
-    n = (end - start)[:, None].astype(np.int64)
-    i = np.arange(size, dtype=np.int64)[None, :]
-    lo = (i * n) // size
-    hi = ((i + 1) * n + size - 1) // size
-    return start[:, None] + lo, start[:, None] + hi
-
-
-def _summed_area(image: torch.Tensor) -> torch.Tensor:
-    """(H+1, W+1, C) float64 summed-area table of an (H, W, C) image: ``t[r, c]`` is the sum
-    of rows ``< r`` and columns ``< c``."""
-    table = torch.zeros((image.shape[0] + 1, image.shape[1] + 1, image.shape[2]),
-                        dtype=torch.float64, device=image.device)
-    table[1:, 1:] = image.to(torch.float64).cumsum(0).cumsum(1)
-    return table
+    return (torch.cat(data, dim=0) - 127.5) * 0.0078125, mask
 
 
 def _run(net: Any, data: torch.Tensor) -> tuple[torch.Tensor, ...]:
