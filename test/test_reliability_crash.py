@@ -17,6 +17,14 @@ What "acknowledged" means here, i.e. what must survive a kill:
 
 After every kill the file passes ``PRAGMA integrity_check`` and ``foreign_key_check``. The
 default run does 3 kill/restart cycles; ``VISIO_MEMORIA_CRASH_CYCLES=N`` does N.
+
+Each start of memory_node gets a new test client (its own rclpy context, so its own DDS
+participant), as every ``ros2 service call`` and CLI user is: a client that lives on across a
+SIGKILL of its server can keep writing into the killed process's shared-memory port (Fast DDS
+creates a killed peer's port anew without telling the peers that hold it open), and then none
+of its requests reaches the restarted server (seen twice in about 640 restarts with 4-6 such
+tests running at once; README "Services"). What this test checks is memory_node's durability,
+not that Fast DDS behaviour.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ from reliability_tools import (  # noqa: E402
     unit,
     unknown,
 )
-from visio_memoria.msg import IdentityArray, MemoryEvent  # noqa: E402
+from visio_memoria.msg import IdentityArray  # noqa: E402
 from visio_memoria.srv import (  # noqa: E402
     LabelUnknown,
     ListPersons,
@@ -51,7 +59,7 @@ from visio_memoria.srv import (  # noqa: E402
     RenamePerson,
 )
 
-from visio_memoria_ros.nodes.qos import LATCHED_QOS, RELIABLE_QOS  # noqa: E402
+from visio_memoria_ros.nodes.qos import RELIABLE_QOS  # noqa: E402
 
 CYCLES = int(os.environ.get("VISIO_MEMORIA_CRASH_CYCLES", "3"))
 MAX_PER_TRACK = 3
@@ -224,32 +232,49 @@ class Flood:
             self.acks.names[pid] = {name}
 
 
-def test_sigkill_mid_stream_keeps_everything_acknowledged(ros, launch, tmp_path) -> None:
+@pytest.fixture
+def clients():
+    """``clients(name)``: a new test node in its own context (DDS participant); the previous
+    one is closed then, the last at teardown."""
+    from ros_harness import RosTestNode
+
+    current: list[RosTestNode] = []
+
+    def _new(name: str) -> RosTestNode:
+        if current:
+            current.pop().close()
+        current.append(RosTestNode(name))
+        return current[0]
+
+    yield _new
+    if current:
+        current.pop().close()
+
+
+def test_sigkill_mid_stream_keeps_everything_acknowledged(clients, launch, tmp_path) -> None:
     data = tmp_path / "mem"
     db = data / "memory.db"
     params = {**PARAMS, "data_dir": str(data)}
     rng = np.random.default_rng(20240601)
-    pub = ros.node.create_publisher(IdentityArray, "identities", RELIABLE_QOS)
-    events = ros.collect(MemoryEvent, "memory/events", LATCHED_QOS)
     acks = Acks()
     seen = Snapshot()
     totals = Counter()
     startup: list[float] = []
     t_start = time.monotonic()
     for cycle in range(CYCLES + 1):
+        ros = clients(f"crash_test_{cycle}")  # a new participant per server start, see above
+        pub = ros.node.create_publisher(IdentityArray, "identities", RELIABLE_QOS)
         proc = launch("memory_node", params=params, name=f"memory_node_{cycle}")
         svc = Services(ros, [proc])
-        # Any event now comes from the new process (latched: "started", or a later one).
-        n_events = len(events)
+        # The first answer after a kill comes from the new process (the old one is dead): it
+        # proves the restart, whereas an event still queued may be the killed process's.
         t0 = time.monotonic()
-        ros.spin_until(lambda n=n_events: len(events) > n, 60, f"memory_node start #{cycle}",
-                       [proc])
+        persons = svc.call(ListPersons, "list_persons", name_filter="", timeout=60.0)
         startup.append(time.monotonic() - t0)
-        ros.wait_for_subscribers(pub, 1, 30, [proc])
-        check(seen, snapshot(db), acks, f"after restart #{cycle}")
-        persons = svc.call(ListPersons, "list_persons", name_filter="")
         assert persons.success
         assert {p.person_id for p in persons.persons} >= set(acks.names)
+        ros.wait_for_subscribers(pub, 1, 30, [proc])
+        check(seen, snapshot(db), acks, f"after restart #{cycle}")
         if cycle == CYCLES:  # the last start only checks, then stops cleanly
             assert svc.call(ListVisits, "list_visits", person_id=-1, limit=0).success
             assert proc.stop() == 0, proc.output()[-2000:]
