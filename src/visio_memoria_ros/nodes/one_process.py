@@ -77,6 +77,9 @@ def run_nodes(names: Sequence[str], threads: int = 0) -> int:
                 node = node_factory(name)()
             except (NodeStartupError, FileNotFoundError, ValueError, ImportError,
                     RuntimeError) as exc:
+                if not rclpy.ok():  # a SIGINT shut the context down while it started
+                    log.info(f"shut down while starting {name}")
+                    return 0
                 log.fatal(f"{name} cannot start: {exc}")
                 return 1
             nodes.append(node)

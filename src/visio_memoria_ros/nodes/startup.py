@@ -36,6 +36,11 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
     try:
         node = factory()
     except (NodeStartupError, FileNotFoundError, ValueError, ImportError, RuntimeError) as exc:
+        if not rclpy.ok():
+            # SIGINT during a blocking call in C (a camera's first open): rclpy shut the
+            # context down, and the next rcl call failed for that reason, not a real fault.
+            log.info(f"shut down while starting ({type(exc).__name__} after the shutdown)")
+            return
         log.fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()
         sys.exit(1)
