@@ -58,6 +58,11 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
         code = getattr(node, "exit_code", None) or 0
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # SIGINT between rclpy.ok() and spin_once: the executor's wait fails on the context
+        # that the signal has just shut down (rclpy's RCLError). A shutdown, not a fault.
+        if rclpy.ok():
+            raise
     finally:
         if threading.current_thread() is threading.main_thread():
             # Ctrl-C in a terminal reaches every node of the process group and ros2 launch
