@@ -37,6 +37,7 @@ VISIT_ROWS = 30
 SPLIT_MAX = 64
 AUTH = "vm_authenticated"
 PERSON_KEY = "vm_person"
+SHOWN_REVISIONS = "vm_shown_revisions"
 
 
 # -- start-up (once per server process) ----------------------------------------------------
@@ -212,8 +213,13 @@ def _cluster_section(store: MemoryStore, persons: list[PersonRecord], samples: i
                           else "") + ". Naming a cluster names the faces it holds as shown "
                "here; faces that arrive meanwhile stay unknown.")
     by_id = {p.person_id: p for p in persons}
+    # A click reruns this script, which reads the clusters afresh: the forms act on the
+    # revision the previous run drew (what the user saw), not on the one read for this run.
+    shown = st.session_state.setdefault(SHOWN_REVISIONS, {})
     for c in clusters[:max_shown]:
-        cid, rev = c.cluster_id, c.revision
+        cid = c.cluster_id
+        rev = shown.get(cid, c.revision)
+        shown[cid] = c.revision
         with st.container(border=True):
             st.subheader(f"Cluster {cid}")
             st.caption(actions.cluster_caption(c.size, c.first_seen, c.last_seen))
