@@ -1,6 +1,6 @@
 """Real faces for the identity benchmark: BBT crops and group photos, and street.mp4 tracks.
 
-Every face goes through the same rooms as the robot: ``FacePipeline`` (MTCNN, canonical
+Every face goes through the same rooms as the robot: ``Pipeline`` (MTCNN, canonical
 alignment) for the still images, ``Perceiver`` with its tracker for the video, and the default
 dlib face embedder. Results are cached in an ``.npz`` keyed by the inputs' sizes and times and
 the embedder id, so the protocol and the simulation can be rerun in seconds.
@@ -61,11 +61,11 @@ def _inputs_key(paths: list[Path], embedder_id: str) -> str:
 def bbt_faces(bbt: Path) -> tuple[list[StillFace], list[str]]:
     """Embed the BBT gallery crops (largest face) and the labelled group-photo faces."""
     from visio_memoria_ros.config import NODE_PARAMS
-    from visio_memoria_ros.pipeline import FacePipeline, largest_face, load_image
+    from visio_memoria_ros.pipeline import Pipeline, largest_face, load_image
 
     detector = {s.name: s.default for s in NODE_PARAMS["detector_node"]}
     embedding = {s.name: s.default for s in NODE_PARAMS["embedding_node"]}
-    pipe = FacePipeline.from_params(detector, embedding)
+    pipe = Pipeline.from_params(detector, embedding)
     labels = json.loads((bbt / "labels.json").read_text())
     out: list[StillFace] = []
     missed: list[str] = []

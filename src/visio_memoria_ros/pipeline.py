@@ -305,14 +305,9 @@ class Pipeline:
         return out
 
 
-#: The name the CLI and the benchmarks used for the still-photo pipeline.
-FacePipeline = Pipeline
-
-
 __all__ = [
     "DEFAULT_PAD_RETRY",
     "VIDEO_EXTENSIONS",
-    "FacePipeline",
     "ImageError",
     "InputItem",
     "Pipeline",
