@@ -15,10 +15,10 @@ import pytest
 from visio_memoria_ros.memory import PENDING, ClusterParams, SQLiteStore, StoreOptions
 
 pytest.importorskip("streamlit")
-from streamlit import config as st_config  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit import config as st_config
+from streamlit.testing.v1 import AppTest
 
-import visio_memoria_ros.ui as ui_package  # noqa: E402
+import visio_memoria_ros.ui as ui_package
 
 APP = Path(ui_package.__file__).resolve().parent / "app.py"
 DIM = 16
