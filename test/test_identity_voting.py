@@ -42,7 +42,9 @@ def test_uncertain_band_and_single_lucky_frame() -> None:
     assert d[1].status is Status.KNOWN
 
 
-def test_known_track_flips_only_with_enough_contrary_evidence() -> None:
+def test_a_face_clearly_of_someone_else_is_not_named_by_the_window_before_it() -> None:
+    """A swapped track's new face (0.8 for person 2, at the floor for person 1) is never named
+    person 1, though person 1 still leads the window; person 2 needs evidence of its own."""
     voter = TrackVoter(TH, window=5, min_votes=2, switch_margin=0.05)
     for i in range(5):
         voter.decide_frame({1: fs(0.05, p1=0.8)}, t=i)
@@ -51,8 +53,8 @@ def test_known_track_flips_only_with_enough_contrary_evidence() -> None:
     for i in range(5):
         d = voter.decide_frame({1: fs(0.05, p2=0.8)}, t=10 + i)
         flips.append((d[1].status, d[1].person_id))
-    # one or two contrary frames do not flip the track; a majority of the window does
-    assert flips[0] == (Status.KNOWN, 1) and flips[1] == (Status.KNOWN, 1)
+    assert flips[0] == (Status.UNCERTAIN, -1) and flips[1] == (Status.UNCERTAIN, -1)
+    assert all(person != 1 for _, person in flips)
     assert flips[-1] == (Status.KNOWN, 2)
     assert voter.locked_person(1) == 2
 
@@ -61,11 +63,26 @@ def test_locked_track_stays_through_uncertain_band_then_drops_for_a_stranger() -
     voter = TrackVoter(TH, window=4, min_votes=2)
     for i in range(4):
         voter.decide_frame({1: fs(0.0, p1=0.8)}, t=i)
-    # the tracker swapped the face for a stranger: p1 mean decays 0.6, 0.4 (band), 0.2
-    statuses = [voter.decide_frame({1: fs(0.0, p5=0.05)}, t=10 + i)[1].status for i in range(4)]
-    assert statuses[:2] == [Status.KNOWN, Status.KNOWN]
-    assert statuses[-1] is Status.UNKNOWN
+    # weaker faces of the same person (uncertain band 0.35-0.5): still person 1
+    for i in range(3):
+        d = voter.decide_frame({1: fs(0.0, p1=0.42)}, t=5 + i)
+        assert (d[1].status, d[1].person_id) == (Status.KNOWN, 1)
+    # the tracker swapped the face for a stranger: dropped at once, not after the window
+    d = voter.decide_frame({1: fs(0.0, p5=0.05)}, t=10)
+    assert d[1].status is not Status.KNOWN and d[1].person_id == -1
     assert voter.locked_person(1) is None
+    statuses = [voter.decide_frame({1: fs(0.0, p5=0.05)}, t=11 + i)[1].status for i in range(4)]
+    assert statuses[-1] is Status.UNKNOWN
+
+
+def test_a_window_at_accept_does_not_name_a_newest_face_below_reject() -> None:
+    """Before any lock, too: the window's mean passes, the newest face contradicts it."""
+    voter = TrackVoter(TH, window=5, min_votes=2)
+    for i in range(2):  # person 1 goes to track 2, the closer one: track 1 holds no lock
+        d = voter.decide_frame({1: fs(0.0, p1=0.95), 2: fs(0.0, p1=0.99)}, t=i)
+    assert d[1].status is Status.UNCERTAIN and voter.locked_person(1) is None
+    d = voter.decide_frame({1: fs(0.0, p1=0.2)}, t=2)  # track 1: mean 0.7, 2 votes; face 0.2
+    assert d[1].status is not Status.KNOWN and d[1].person_id == -1
 
 
 def test_hungarian_gives_each_person_to_one_track() -> None:

@@ -15,9 +15,14 @@ goes to one of them (``assign_unique``, the Hungarian algorithm; a locked track'
 ``switch_margin`` extra); the others stay UNCERTAIN: a track whose best person went to another
 track is never given its runner-up, which resembles it less by definition.
 
-A track once KNOWN as A stays A (even while A's mean sits in the uncertain band) until either A's
-mean drops below the reject threshold, or another person B passes the acceptance above for the
-track with a mean at least ``switch_margin`` above A's.
+The face itself must not contradict the name: a track is KNOWN as a person only while its newest
+embedding (the latest face of it that was embedded) is at least the reject threshold to that
+person. A face that is clearly somebody else (the tracker swapped two people, or a stranger took
+over the track) is never named by the window of the faces before it.
+
+A track once KNOWN as A stays A (even while A's mean sits in the uncertain band) until A's mean
+drops below the reject threshold, its newest face does, or another person B passes the
+acceptance above for the track with a mean at least ``switch_margin`` above A's.
 """
 
 from __future__ import annotations
@@ -298,7 +303,9 @@ class TrackVoter:
         # Enough evidence: min_votes at accept, or a match at the instant threshold. An untracked
         # face (needed 1 for its UNKNOWN decision) has one embedding, so only the latter.
         votes_needed = max(needed, self.min_votes)
-        accepted = best_p not in opted_out and self._accepts(summary, best_p, votes_needed)
+        newest = track.frames[-1] if track is not None and track.frames else None
+        accepted = (best_p not in opted_out and self._accepts(summary, best_p, votes_needed)
+                    and (newest is None or newest.get(best_p) >= rej))
         if track is None or track.locked is None:
             return {best_p: best_m} if accepted else {}
         locked = track.locked
@@ -308,6 +315,11 @@ class TrackVoter:
         locked_mean = _mean_of(track.frames, locked)
         if locked_mean < rej and summary.count >= needed:
             logger.debug("track lost its person %d (mean %.3f < reject)", locked, locked_mean)
+            track.locked = None
+            return {best_p: best_m} if accepted else {}
+        if newest is not None and newest.get(locked) < rej:
+            logger.debug("track's newest face is not its person %d (%.3f < reject)", locked,
+                         newest.get(locked))
             track.locked = None
             return {best_p: best_m} if accepted else {}
         if best_p != locked and accepted and best_m > locked_mean + self.switch_margin:
