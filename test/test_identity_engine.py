@@ -287,7 +287,7 @@ def test_reconfigure_applies_without_losing_tracks() -> None:
 
 
 def test_one_embedding_decides_only_at_the_instant_threshold() -> None:
-    """Default instant = accept + the embedder's instant margin (dlib: 0.9408 + 0.015): one
+    """Default instant = accept + the embedder's instant margin (dlib: 0.9405 + 0.015): one
     clear match is KNOWN and greeted at once; a weaker one waits for min_votes; untracked faces
     likewise."""
     from visio_memoria_ros.core.types import NO_TRACK
@@ -296,7 +296,7 @@ def test_one_embedding_decides_only_at_the_instant_threshold() -> None:
     engine = IdentityEngine(_config(embedder=dlib, accept_threshold=-1.0, reject_threshold=-1.0,
                                     accept_margin=-1.0, instant_accept_threshold=-1.0,
                                     aggregate="max"))
-    assert engine.thresholds.instant == pytest.approx(0.9558)
+    assert engine.thresholds.instant == pytest.approx(0.9555)
     entries = [replace(e, embedder=dlib) for e in _entries(128)[0]]
     engine.load_gallery(entries)
     rng = np.random.default_rng(5)
@@ -328,7 +328,7 @@ def test_one_embedding_decides_only_at_the_instant_threshold() -> None:
     ]
     statuses = [d.status for d in engine.process(faces, 11.0).decisions]
     assert statuses == [Status.KNOWN, Status.UNCERTAIN, Status.UNKNOWN]
-    assert EngineConfig().thresholds.instant == pytest.approx(0.9558)  # dlib: 0.9408 + 0.015
+    assert EngineConfig().thresholds.instant == pytest.approx(0.9555)  # dlib: 0.9405 + 0.015
     assert EngineConfig(accept_threshold=0.95).thresholds.instant == pytest.approx(0.965)
     with pytest.raises(ValueError, match="instant_accept_threshold"):
         EngineConfig(accept_threshold=0.95, instant_accept_threshold=0.9)
@@ -377,7 +377,7 @@ def test_config_defaults_sentinels_and_validation() -> None:
     assert len(names) == len(set(names))
     assert set(names) == set(EngineConfig.__dataclass_fields__)
     dlib = EngineConfig()
-    assert (dlib.thresholds.accept, dlib.thresholds.reject) == (0.9408, 0.9216)
+    assert (dlib.thresholds.accept, dlib.thresholds.reject) == (0.9405, 0.9214)
     assert dlib.thresholds.margin == 0.033 and dlib.aggregate == "centroid"
     assert EngineConfig(accept_margin=0.0).thresholds.margin == 0.0
     assert EngineConfig(embedder="onnx_arcface").thresholds.margin == 0.0

@@ -10,7 +10,7 @@ in between.
 ==================  ====  ======  ======  ======  ==========================================
 embedder id         dim   accept  reject  margin  source of the numbers
 ==================  ====  ======  ======  ======  ==========================================
-dlib_resnet_v1_128  128   0.9408  0.9216  0.033   calibrated, never tested on: see below
+dlib_resnet_v1_128  128   0.9405  0.9214  0.033   calibrated, never tested on: see below
 onnx_arcface        512   0.450   0.300   0.0     usual ArcFace/InsightFace verification
                                                   range; calibrate
 dinov3_vitb16       768   0.800   0.650   0.0     placeholder: frozen DINOv3 is weak for
@@ -39,7 +39,7 @@ people, calibrate with ``visio-memoria eval identify --target-far``.
 
 A track needs ``min_votes`` embeddings before it is KNOWN, unless one is so close to a person
 that waiting adds nothing: at or above the *instant* threshold (accept + the embedder's instant
-margin: dlib 0.9408 + 0.015 = 0.9558) a single embedding is enough (the margin still applies),
+margin: dlib 0.9405 + 0.015 = 0.9555) a single embedding is enough (the margin still applies),
 which lets a clearly seen person be greeted on the first one.
 """
 
@@ -70,7 +70,7 @@ class EmbedderDefaults:
 
 EMBEDDER_DEFAULTS: Mapping[str, EmbedderDefaults] = {
     "dlib_resnet_v1_128": EmbedderDefaults(
-        accept=0.9408, reject=0.9216, dim=128, instant_margin=0.015, margin=0.033
+        accept=0.9405, reject=0.9214, dim=128, instant_margin=0.015, margin=0.033
     ),
     "onnx_arcface": EmbedderDefaults(accept=0.45, reject=0.30, dim=512, instant_margin=0.10),
     "dinov3_vitb16": EmbedderDefaults(accept=0.80, reject=0.65, dim=768, instant_margin=0.05),
@@ -125,7 +125,7 @@ PARAMS: list[ParamSpec] = [
         "accept_threshold",
         EMBEDDER_DEFAULT,
         "Cosine similarity at or above which a track is KNOWN. -1.0 = the active embedder's "
-        "default (config/identity.py EMBEDDER_DEFAULTS: dlib_resnet_v1_128 0.9408, onnx_arcface "
+        "default (config/identity.py EMBEDDER_DEFAULTS: dlib_resnet_v1_128 0.9405, onnx_arcface "
         "0.45, dinov3_vitb16 0.80, other 0.60). The dlib values (accept, reject, margin) were "
         "calibrated for a false-accept rate of 0.001 per image on BBT amy, bernadette, howard, "
         "stuart and the street.mp4 strangers, data no reported figure uses; calibrate on your "
@@ -137,7 +137,7 @@ PARAMS: list[ParamSpec] = [
         "reject_threshold",
         EMBEDDER_DEFAULT,
         "Cosine similarity below which a track is UNKNOWN (a stranger); between reject and "
-        "accept it is UNCERTAIN. -1.0 = the active embedder's default (dlib_resnet_v1_128 0.9216, "
+        "accept it is UNCERTAIN. -1.0 = the active embedder's default (dlib_resnet_v1_128 0.9214, "
         "onnx_arcface 0.30, dinov3_vitb16 0.65, other 0.45). Must not exceed accept.",
         min=-1.0,
         max=1.0,
