@@ -24,6 +24,7 @@ from memory_backends import PgCluster, create_database, create_role, drop_databa
 from visio_memoria_ros.memory import (
     ClusterParams,
     ConflictError,
+    Location,
     LocationError,
     NotAFaceError,
     PostgresStore,
@@ -89,6 +90,36 @@ def test_password_in_the_url_is_refused_without_echoing_it() -> None:
     assert "s3cret-Pass" not in str(info.value)
     # "user:@host" (pgserver's own URLs) carries an empty password: nothing secret, accepted
     assert parse_location("postgresql://robot:@db/fleet").engine == "postgresql"
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://robot@db/fleet?password=s3cret-Pass",
+    "postgres://robot@db:5433/fleet?sslmode=require&password=s3cret-Pass&connect_timeout=3",
+    "postgresql://robot@db/fleet?pass%77ord=s3cret-Pass",  # libpq decodes the key too
+    "postgresql://robot@db/fleet?PASSWORD=s3cret-Pass",
+    "postgresql://robot@db:notaport/fleet?password=s3cret-Pass",  # malformed as well
+    "postgresql:/fleet?password=s3cret-Pass",
+])
+def test_password_in_the_url_query_is_refused_without_echoing_it(url: str) -> None:
+    with pytest.raises(LocationError) as info:
+        parse_location(url)
+    assert "s3cret-Pass" not in str(info.value)
+    if "notaport" not in url and "//" in url:
+        assert "PGPASSWORD, ~/.pgpass or db_password_file" in str(info.value)
+
+
+def test_shown_and_where_never_hold_a_password(pg_url, tmp_path: Path) -> None:
+    for url in ("postgresql://robot:s3cret-Pass@[::1]:5433/fleet?sslmode=require",
+                "postgresql://robot@db/fleet?sslmode=require&password=s3cret-Pass",
+                "postgresql://robot:s3cret-Pass@db/fleet?pass%77ord=s3cret-Pass"):
+        shown = Location("postgresql", url=url).shown
+        assert "s3cret-Pass" not in shown and "***" in shown and "robot" in shown
+    assert "[::1]:5433" in Location("postgresql", url="postgresql://r:x@[::1]:5433/f").shown
+    # passfile= names a file, not a password: accepted, and shown as written.
+    url = f"{pg_url}?passfile={tmp_path / 'pgpass'}&application_name=robot1"
+    assert parse_location(url).shown == url
+    with PostgresStore(url) as store:
+        assert store.where == url
 
 
 def test_unknown_scheme_opens_no_local_file(tmp_path: Path, monkeypatch) -> None:

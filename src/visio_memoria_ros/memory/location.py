@@ -9,8 +9,9 @@ Accepted forms:
   store. Every libpq parameter in the query (``sslmode``, ``sslrootcert``,
   ``connect_timeout``, ``application_name``...) is passed through to libpq. The password is
   never part of the setting: libpq reads ``PGPASSWORD`` or ``~/.pgpass`` (``PGPASSFILE``), or
-  ``db_password_file`` names a file that holds it. A URL that carries a password is refused,
-  so it cannot end up in a YAML file or a log line.
+  ``db_password_file`` names a file that holds it. A URL that carries a password (in the
+  user part, ``user:secret@host``, or as a ``password=`` query key) is refused, so it cannot
+  end up in a YAML file or a log line; ``passfile=`` (a path) is accepted.
 
 Anything else with a ``scheme:`` is refused with the forms above; it never becomes a file.
 """
@@ -23,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import StoreUnavailable
 
@@ -32,6 +33,8 @@ SQLITE_SCHEME = "sqlite"
 #: A ``scheme:`` prefix (RFC 3986), as in ``postgresql://`` or ``mysql:``.
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 FORMS = ("postgresql://user@host:port/dbname, sqlite:///path/to/memory.db or a file path")
+#: Where a PostgreSQL password goes instead of the URL.
+PASSWORD_PLACES = "PGPASSWORD, ~/.pgpass or db_password_file"
 
 
 class LocationError(StoreUnavailable):
@@ -52,7 +55,7 @@ class Location:
     @property
     def shown(self) -> str:
         """For messages and logs (never holds a password)."""
-        return str(self.path) if self.path is not None else self.url
+        return str(self.path) if self.path is not None else redact(self.url)
 
 
 def is_url(value: str) -> bool:
@@ -64,17 +67,30 @@ def is_url(value: str) -> bool:
     return scheme in (*POSTGRES_SCHEMES, SQLITE_SCHEME) or value.strip()[m.end():].startswith("//")
 
 
+def _is_password_item(item: str) -> bool:
+    """True for a ``password=...`` item of a URL query (key percent-decoded, as libpq does)."""
+    return unquote(item.split("=", 1)[0]).strip().lower() == "password"
+
+
+def _redact_query(query: str) -> str:
+    """``query`` with the value of every ``password`` key replaced by ``***``."""
+    return "&".join(f"{item.split('=', 1)[0]}=***" if _is_password_item(item) else item
+                    for item in query.split("&"))
+
+
 def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for error messages)."""
+    """``url`` with any password (user part or ``password=`` query key) replaced by ``***``."""
     try:
         parts = urlsplit(url)
+        query = _redact_query(parts.query)
+        netloc = parts.netloc
+        if parts.password:  # host and port kept as written ("[::1]:5433")
+            netloc = f"{parts.username or ''}:***@{parts.netloc.rpartition('@')[2]}"
     except ValueError:
         return "<unparsable URL>"
-    if not parts.password:
+    if netloc == parts.netloc and query == parts.query:
         return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def parse_location(db: str, data_dir: str | Path = "~/.local/share/visio_memoria") -> Location:
@@ -107,11 +123,16 @@ def parse_location(db: str, data_dir: str | Path = "~/.local/share/visio_memoria
         if parts.password:  # "user:@host" (an empty password) says nothing secret
             raise LocationError(
                 f"the memory URL {redact(value)} carries a password: remove it and give the "
-                "password in PGPASSWORD, ~/.pgpass or db_password_file instead (a password "
-                "in a URL ends up in parameter files and logs)")
+                f"password in {PASSWORD_PLACES} instead (a password in a URL ends up in "
+                "parameter files and logs)")
+        if any(_is_password_item(item) for item in parts.query.split("&")):
+            raise LocationError(
+                f"the memory URL {redact(value)} carries a password in its query "
+                f"(password=): remove it and give the password in {PASSWORD_PLACES} instead "
+                "(a password in a URL ends up in parameter files and logs)")
         if not value[m.end():].startswith("//"):
             raise LocationError(f"a PostgreSQL URL is postgresql://user@host:port/dbname, "
-                                f"got {value!r}")
+                                f"got {redact(value)!r}")
         return Location("postgresql", url=value)
     raise LocationError(f"the memory setting {redact(value)!r} has the URL scheme "
                         f"{scheme!r}, which this software does not know; use {FORMS}")
