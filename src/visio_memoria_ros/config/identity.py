@@ -31,7 +31,7 @@ probes cannot resolve 1 %), accept = just above the highest impostor that clears
 (565 impostors cannot resolve 0.001 either), reject = just below the lowest genuine score.
 The aggregate (``centroid``) was chosen on the same data: max / mean of top 3 / centroid gave
 92 / 96 / 96 % of the genuine probes KNOWN at their own calibrated thresholds, and with one
-wrong image filed under a person 364 / 15 / 5 of 440 frames of that stranger were KNOWN as
+wrong image filed under a person 372 / 19 / 6 of 440 frames of that stranger were KNOWN as
 that person. Video strangers are closer to everybody than still photos (street faces average
 0.90 to their nearest BBT person), which is why accept rose from the 0.915 once fitted on the
 BBT group photos. Held-out figures: README "Identity: held-out results". For your own camera and
