@@ -24,6 +24,7 @@ from memory_backends import PgCluster, create_database, create_role, drop_databa
 from visio_memoria_ros.memory import (
     ClusterParams,
     ConflictError,
+    CropCodec,
     Location,
     LocationError,
     NotAFaceError,
@@ -246,6 +247,72 @@ def test_refuses_a_newer_schema(pg_url) -> None:
     with pytest.raises(StoreUnavailable, match="newer") as info:
         PostgresStore(pg_url)
     assert info.value.reason == "version"
+
+
+def test_migrates_a_v1_database_keeping_its_data(pg_url) -> None:
+    import psycopg
+
+    from visio_memoria_ros.memory.pg_schema import PG_LATEST_VERSION, PG_MIGRATIONS
+
+    v1 = PG_MIGRATIONS[0]
+    assert v1.version == 1 and PG_LATEST_VERSION == 2
+    png = CropCodec("png").encode(crop(1))
+    with psycopg.connect(pg_url) as conn:  # the schema a v1 robot made (commits on exit)
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                     "description TEXT NOT NULL, applied DOUBLE PRECISION NOT NULL)")
+        for sql in v1.statements:
+            conn.execute(sql)
+        conn.execute("INSERT INTO schema_version VALUES (1, %s, 1)", (v1.description,))
+    with raw(pg_url) as conn, conn.transaction():  # and the data it left there
+        conn.execute("INSERT INTO persons (id, name, name_key, created) VALUES (1, 'Ann', "
+                     "'ann', 5)")
+        conn.execute("INSERT INTO embedders VALUES (%s, %s, 5)", (EMB, DIM))
+        conn.execute("INSERT INTO embeddings (id, person_id, vector, dim, embedder, quality, "
+                     "crop, created, source) VALUES (1, 1, %s, %s, %s, 0.9, %s, 5, 'enrol')",
+                     (vec(1), DIM, EMB, png))
+        for uid in (2, 3):
+            conn.execute("INSERT INTO unknowns (id, vector, dim, embedder, first_seen, "
+                         "last_seen, cluster_id, track_key, robot_id) VALUES "
+                         "(%s, %s, %s, %s, 6, 7, 0, 't1', 'robot1')",
+                         (uid, near(2, uid), DIM, EMB))
+        conn.execute("INSERT INTO visits (person_id, started, last_seen, robot_id, location) "
+                     "VALUES (1, 5, 9, 'robot2', 'hall')")
+        conn.execute("INSERT INTO negative_links (person_id, cluster_id, created) "
+                     "VALUES (1, 0, 8)")
+        conn.execute("INSERT INTO events VALUES (1, 5, 'labelled', '[1]', 'person 1 created'), "
+                     "(2, 8, 'not_this_person', '[1]', 'cluster 0 is not person 1')")
+        conn.execute("UPDATE meta SET value = CASE key WHEN 'revision' THEN '2' "
+                     "WHEN 'next_face_id' THEN '4' WHEN 'next_cluster_id' THEN '1' "
+                     "ELSE value END")
+
+    with PostgresStore(pg_url, OPTS) as store:
+        st = store.stats()
+        assert (st.schema_version, st.revision) == (2, 2)
+        assert (st.num_persons, st.num_embeddings, st.num_unknowns, st.num_visits,
+                st.num_non_faces) == (1, 1, 2, 1, 0)
+        assert store.get_person(1).name == "Ann"
+        face = store.list_embeddings(1, with_crops=True)[0]
+        np.testing.assert_allclose(face.vector, vec(1), atol=1e-6)
+        np.testing.assert_array_equal(face.crop, crop(1))
+        assert (face.quality, face.source) == (pytest.approx(0.9), "enrol")
+        gal = store.gallery(EMB)
+        assert sorted((n.person_id, n.face_id, n.cluster_id) for n in gal.negatives) == [
+            (1, 2, 0), (1, 3, 0)]  # "cluster 0 is not Ann": each of its faces
+        old = store.get_unknown(2)
+        assert (old.cluster_id, old.track_key, old.robot_id) == (0, "t1", "robot1")
+        assert (old.cluster_seq, old.candidate_id) == (0, -1)  # v2 columns, a stranger's face
+        visit = store.list_visits(1)[0]
+        assert visit.open and (visit.robot_id, visit.location) == ("robot2", "hall")
+        assert [e.revision for e in store.events_since(0)] == [1, 2]
+        # New-schema features work on the migrated database; ids continue where v1 stopped.
+        assert store.add_unknown(vec(4), EMB, t=10.0).unknown_id == 4
+        assert store.search_faces(vec(1), EMB, k=1, unknowns=False)[0][0] == 1
+        assert store.integrity_check() == "ok"
+    with PostgresStore(pg_url, OPTS) as again:  # a second robot: nothing left to migrate
+        assert again.get_person(1).name == "Ann"
+    with raw(pg_url) as conn:
+        assert [r[0] for r in conn.execute(
+            "SELECT version FROM schema_version ORDER BY version")] == [1, 2]
 
 
 # -- many robots -----------------------------------------------------------------------------
