@@ -168,6 +168,144 @@ def test_pairs_csv_refusals(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     assert code == 1 and "no such file" in err
 
 
+# -- eval pairs: calibrate on some people's pairs, report on the others' ------------------------
+# Identities a, b, c, d: the default split calibrates on a, c and reports on b, d. Each pair has
+# its own two images, embedded (stubbed) so that their dot product is the similarity given.
+SPLIT_PAIRS = [
+    ("a/1.png", "a/2.png", 1, 0.95), ("c/1.png", "c/2.png", 1, 0.93),   # calibration half
+    ("a/3.png", "c/3.png", 0, 0.50), ("a/4.png", "c/4.png", 0, 0.40),
+    ("b/1.png", "b/2.png", 1, 0.90), ("d/1.png", "d/2.png", 1, 0.60),   # report half
+    ("b/3.png", "d/3.png", 0, 0.70), ("b/4.png", "d/4.png", 0, 0.30),
+    ("a/5.png", "b/5.png", 0, 0.20), ("c/5.png", "d/5.png", 0, 0.10),   # mixed: used by neither
+]
+
+
+@pytest.fixture
+def stub_pairs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Write a pairs CSV and stub the face pipeline so that each pair scores its similarity."""
+    from types import SimpleNamespace
+
+    from visio_memoria_ros.cli import eval_pairs
+
+    vectors: dict[str, np.ndarray] = {}
+
+    def write(pairs: list[tuple[str, str, int, float]]) -> Path:
+        root = tmp_path / "people"
+        root.mkdir(exist_ok=True)
+        for a, b, _, s in pairs:
+            vectors[str(root / a)] = np.array([1.0, 0.0])
+            vectors[str(root / b)] = np.array([s, np.sqrt(1.0 - s * s)])
+        csv_path = tmp_path / "pairs.csv"
+        csv_path.write_text("a,b,same\n" + "".join(f"{a},{b},{y}\n" for a, b, y, _ in pairs))
+        return csv_path
+
+    monkeypatch.setattr(eval_pairs, "build_pipeline", lambda args, embed: SimpleNamespace(
+        embedder_id="dlib_resnet_v1_128"))
+    monkeypatch.setattr(eval_pairs, "embed_files", lambda args, pipe, paths, desc: (
+        {p: vectors[p] for p in paths}, {}))
+    return write
+
+
+def test_eval_pairs_calibrates_and_reports_on_disjoint_identities(
+        capsys: pytest.CaptureFixture[str], stub_pairs, tmp_path: Path) -> None:
+    csv_path = stub_pairs(SPLIT_PAIRS)
+    images = str(tmp_path / "people")
+    code, out, err = run(capsys, "eval", "pairs", str(csv_path), "--images", images, "--json",
+                         "--target-far", "0.1")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["schema"] == "visio-memoria.eval-pairs/2"
+    assert (doc["calibration_identities"], doc["test_identities"]) == (["a", "c"], ["b", "d"])
+    assert doc["calibration"]["identities"] == ["a", "c"]
+    assert (doc["pairs"], doc["evaluated"], doc["calibration_pairs"], doc["mixed_pairs"],
+            doc["reported"], doc["genuine"], doc["impostor"]) == (10, 10, 4, 2, 4, 2, 2)
+    # Calibrated on a and c's pairs only: 2 genuine, 2 impostor scores (the highest 0.50).
+    cal = doc["calibration"]
+    assert (cal["genuine_scores"], cal["impostor_scores"]) == (2, 2)
+    assert cal["accept_threshold"] == pytest.approx(0.5001)
+    assert cal["achieved"]["false_accept_rate"] == 0
+    # Every figure comes from b and d's pairs at that threshold: their impostor pair at 0.70
+    # passes it (FAR 50 %), which the calibration pairs never show (calibrated on all pairs, the
+    # threshold would be above 0.70 and the FAR 0).
+    assert doc["threshold"] == doc["thresholds"]["accept"] == cal["accept_threshold"]
+    assert doc["thresholds"]["reject"] == cal["reject_threshold"]
+    assert (doc["accuracy"], doc["true_accept_rate"], doc["false_accept_rate"]) == (0.75, 1.0, 0.5)
+    assert (doc["in_sample_best_threshold"], doc["in_sample_best_accuracy"]) == (0.6, 0.75)
+    assert doc["roc_auc"] == 0.75 and "best_threshold" not in doc and "best_accuracy" not in doc
+
+    # The other way round (--calibrate-on): calibrated on b, d, reported on a, c.
+    code, out, err = run(capsys, "eval", "pairs", str(csv_path), "--images", images, "--json",
+                         "--target-far", "0.1", "--calibrate-on", "b,d")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert (doc["calibration_identities"], doc["test_identities"]) == (["b", "d"], ["a", "c"])
+    assert doc["threshold"] == pytest.approx(0.7001)
+    assert (doc["accuracy"], doc["false_accept_rate"], doc["reported"]) == (1.0, 0.0, 4)
+
+    code, out, err = run(capsys, "eval", "pairs", str(csv_path), "--images", images,
+                         "--target-far", "0.1")
+    assert code == 0, err
+    assert "4 calibration pairs (a, c), 4 report pairs (b, d), 2 with an image in each half, " \
+        "used by neither" in out
+    assert "4 of 10 pairs reported, held out from calibration (2 same, 2 different)" in out
+    assert "accuracy at the calibrated threshold 0.5001: 75.0% (TAR 100.0%, FAR 50.0%)" in out
+    assert "in-sample best accuracy" in out
+
+
+def test_eval_pairs_without_calibration_labels_the_best_threshold_in_sample(
+        capsys: pytest.CaptureFixture[str], stub_pairs, tmp_path: Path) -> None:
+    csv_path = stub_pairs(SPLIT_PAIRS)
+    config = tmp_path / "p.yaml"
+    config.write_text("/**/identity_node:\n  ros__parameters:\n    accept_threshold: 0.92\n"
+                      "    reject_threshold: 0.9\n")
+    code, out, err = run(capsys, "--config", str(config), "eval", "pairs", str(csv_path),
+                         "--images", str(tmp_path / "people"), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    # Every pair at the configured threshold; the best threshold is chosen on those same pairs.
+    assert doc["calibration"] is None and doc["calibration_identities"] == []
+    assert doc["test_identities"] == ["a", "b", "c", "d"]
+    assert (doc["evaluated"], doc["reported"], doc["calibration_pairs"], doc["mixed_pairs"]) == (
+        10, 10, 0, 0)
+    assert doc["threshold"] == doc["thresholds"]["accept"] == 0.92
+    assert (doc["accuracy"], doc["true_accept_rate"], doc["false_accept_rate"]) == (0.8, 0.5, 0.0)
+    assert (doc["in_sample_best_threshold"], doc["in_sample_best_accuracy"]) == (0.6, 0.9)
+    assert "best_threshold" not in doc and "best_accuracy" not in doc
+    code, out, err = run(capsys, "--config", str(config), "eval", "pairs", str(csv_path),
+                         "--images", str(tmp_path / "people"))
+    assert code == 0, err
+    assert "accuracy at the configured threshold 0.9200: 80.0%" in out
+    assert "in-sample best accuracy (threshold chosen on these same pairs, optimistic): 90.0% " \
+        "at threshold 0.6000" in out
+    assert "held out" not in out
+
+
+def test_eval_pairs_refuses_to_calibrate_without_identities(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Refused before any model is loaded: no image here exists."""
+    images = str(tmp_path)
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_text("a,b,same\nada1.jpg,ada2.jpg,1\nada1.jpg,bob1.jpg,0\n")
+    code, out, err = run(capsys, "eval", "pairs", str(csv_path), "--images", images,
+                         "--target-far", "0.01")
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert "line 2: " in err and "ada1.jpg is not in a per-person folder" in err
+    # Folders that are not one per person.
+    csv_path.write_text("a,b,same\nx/1.jpg,y/1.jpg,1\n")
+    code, _, err = run(capsys, "eval", "pairs", str(csv_path), "--images", images,
+                       "--target-far", "0.01")
+    assert code == 1 and "same-person pair spans the folders x, y" in err
+    # A half without different-person pairs: a-b and c-d mix the halves (a, c | b, d).
+    csv_path.write_text("a,b,same\n" + "".join(f"{n}/1.jpg,{n}/2.jpg,1\n" for n in "abcd")
+                        + "a/1.jpg,b/1.jpg,0\nc/1.jpg,d/1.jpg,0\n")
+    code, _, err = run(capsys, "eval", "pairs", str(csv_path), "--images", images,
+                       "--target-far", "0.01", "--write-yaml", str(tmp_path / "p.yaml"))
+    assert code == 1 and "the calibration identities (a, c) have no different-person pair" in err
+    code, _, err = run(capsys, "eval", "pairs", str(csv_path), "--images", images,
+                       "--target-far", "0.01", "--calibrate-on", "a,zed")
+    assert code == 2 and "--calibrate-on: no identity named zed" in err
+
+
 # -- db ----------------------------------------------------------------------------------------
 def test_db_list_json(capsys: pytest.CaptureFixture[str], db: Path) -> None:
     code, out, _ = run(capsys, "--db", str(db), "db", "list", "--json")

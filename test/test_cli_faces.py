@@ -193,8 +193,9 @@ def test_eval_pairs_bbt(bbt_dir: Path, tmp_path: Path) -> None:
     rows = ["a,b,same"]
     for i, name in enumerate(ids):
         rows.append(f"{name}/{name}1.png,{name}/{name}2.png,1")
-        other = ids[(i + 1) % len(ids)]
-        rows.append(f"{name}/{name}1.png,{other}/{other}2.png,0")
+        for step in (1, 2):  # i+1 mixes the two halves of the default split, i+2 does not
+            other = ids[(i + step) % len(ids)]
+            rows.append(f"{name}/{name}1.png,{other}/{other}2.png,0")
     rows.append(f"{ids[0]}/{ids[0]}1.png,{ids[0]}/nope.png,1")
     csv_path = tmp_path / "pairs.csv"
     csv_path.write_text("\n".join(rows) + "\n")
@@ -202,9 +203,16 @@ def test_eval_pairs_bbt(bbt_dir: Path, tmp_path: Path) -> None:
                          "--target-far", "0.1")
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["schema"] == "visio-memoria.eval-pairs/1"
-    assert (doc["pairs"], doc["evaluated"], doc["genuine"], doc["impostor"]) == (17, 16, 8, 8)
+    assert doc["schema"] == "visio-memoria.eval-pairs/2"
+    cal, test = doc["calibration_identities"], doc["test_identities"]
+    assert cal == ids[0::2] and test == ids[1::2]  # every other sorted name calibrates
+    assert (doc["pairs"], doc["evaluated"], doc["calibration_pairs"], doc["mixed_pairs"],
+            doc["reported"]) == (25, 24, 8, 8, 8)
+    assert (doc["genuine"], doc["impostor"]) == (4, 4)  # of the report half
+    c = doc["calibration"]
+    assert (c["genuine_scores"], c["impostor_scores"]) == (4, 4) and c["identities"] == cal
+    assert c["achieved"]["false_accept_rate"] <= 0.1
     assert "nope.png: no such file" in doc["skipped"][0]["reason"]
-    assert doc["roc_auc"] == 1.0 and doc["best_accuracy"] == 1.0
-    assert doc["accuracy"] >= 0.875 and doc["threshold"] == doc["thresholds"]["accept"]
-    assert doc["calibration"]["achieved"]["false_accept_rate"] <= 0.1
+    assert doc["threshold"] == doc["thresholds"]["accept"] == c["accept_threshold"]
+    assert doc["roc_auc"] == 1.0 and doc["in_sample_best_accuracy"] == 1.0
+    assert doc["accuracy"] >= 0.75
