@@ -6,11 +6,12 @@ embedding folder images, writing and printing the recommended thresholds (the ma
 "margin_frr": float|null, "impostor_scores": int, "genuine_scores": int, "far_resolution":
 float, "accept_threshold": float, "reject_threshold": float, "margin": float, "achieved":
 {"false_accept_rate", "false_reject_rate", "genuine_unknown_rate"}, "note": str|null,
-"written_to": str|null, "identities": [str] (eval identify)}``, computed by
+"written_to": str|null, "identities": [str] (the calibration identities)}``, computed by
 ``identity.calibration`` (the rules are in its docstring). eval identify: genuine scores are
 the calibration identities' own-person scores, impostor scores each probe's best wrong
 person's (a false accept needs it to clear the margin too); eval pairs: the same-person and
-different-person pairs, and no margin (pairs have no runner-up person).
+different-person pairs whose two images both belong to calibration identities, and no margin
+(pairs have no runner-up person). Neither reports a figure on the calibration identities.
 """
 
 from __future__ import annotations
