@@ -408,3 +408,42 @@ def test_identity_embedder_is_an_id_not_a_face_embedder_kind() -> None:
         with pytest.raises(ValueError, match="face_embedder kind"):
             EngineConfig(embedder=kind)
     assert identity_config.check_params({"embedder": "dinov3_vitb16_768_r224"}) is None
+
+
+def test_a_new_tracker_session_starts_the_same_track_ids_afresh() -> None:
+    """A restarted detector hands out track ids 1 and 3 again under a new session: a lookalike
+    on track 1 is not KNOWN as Alex from the old track's votes, and a new stranger on track 3 is
+    announced; within the same session the ids keep their evidence and announcement."""
+    entries, _ = _entries(128)
+    alex = next(e.vector for e in entries if e.person_id == 0)
+    rng = np.random.default_rng(12)
+    strangers = centres(2, 128, rng)
+    outcomes = {}
+    for restarted in (False, True):
+        engine = IdentityEngine(_config(aggregate="max"))
+        engine.load_gallery(entries)
+        assert not engine.observe_session("run-a")  # the first session resets nothing
+        said = []
+        for step in range(4):
+            out = engine.process(
+                [_face(1, with_similarity(alex, 0.97, rng)),
+                 _face(3, samples(strangers[[0]], rng)[0])], 0.1 * step,
+            )
+            said += [g.text for g in out.greetings]
+        assert [d.status for d in out.decisions] == [Status.KNOWN, Status.UNKNOWN]
+        assert sorted(said) == ["Hello, stranger.", "Welcome back, Alex!"]
+        assert not engine.observe_session("run-a")
+        assert engine.observe_session("run-b" if restarted else "run-a") is restarted
+        said = []
+        for step in range(2):
+            # between reject and accept to Alex: not enough to name a track on its own
+            out = engine.process(
+                [_face(1, with_similarity(alex, 0.93, rng)),
+                 _face(3, samples(strangers[[1]], rng)[0])], 1.0 + 0.1 * step,
+            )
+            said += [g.text for g in out.greetings]
+        outcomes[restarted] = ([(d.status, d.name) for d in out.decisions], said)
+    assert outcomes[False] == ([(Status.KNOWN, "Alex"), (Status.UNKNOWN, "")], [])
+    first, said = outcomes[True]
+    assert first[0][0] is not Status.KNOWN and first[0][1] == ""
+    assert first[1] == (Status.UNKNOWN, "") and said == ["Hello, stranger."]

@@ -162,6 +162,7 @@ class IdentityEngine:
         self._untracked: UntrackedHandoff[FrameScores] = UntrackedHandoff(
             max_age=self.config.untracked_handoff_s
         )
+        self._session = ""  # the tracker run whose ids the tracks are ("" = none seen yet)
 
     # ------------------------------------------------------------------ gallery
     @property
@@ -424,6 +425,23 @@ class IdentityEngine:
             for tid in self._voter.track_ids():
                 self._voter.forget_track(tid)
                 self._greeter.forget_track(tid)
+
+    def observe_session(self, session: str) -> bool:
+        """Note the tracker session of the next frame; True when it replaced another one.
+
+        A restarted detector (or a reset tracker) hands out the same track ids again under a
+        new session: the old tracks' votes, locks and announcements are then forgotten
+        (``reset_tracks``), so they do not pass to the new faces that carry those ids. Visits
+        stay, as they are kept per person. The first session seen resets nothing.
+        """
+        with self._frame_lock:
+            if session == self._session:
+                return False
+            previous, self._session = self._session, session
+            if not previous:
+                return False
+            self.reset_tracks()
+            return True
 
     def resume_visits(self, visits: Iterable[tuple[int, float]], t: float) -> int:
         """Seed the greeting policy with visits still open (person id, start [s]) at ``t``.

@@ -88,7 +88,6 @@ class IdentityNode(VisioNode):
         self._persons_changed = False
         self._clusters: tuple[np.ndarray, np.ndarray, float] | None = None
         self._track_cluster: dict[int, int] = {}
-        self._track_session = ""  # the detector's tracker run whose ids the tracks are
         self._visits_state = "pending"  # pending -> resumed | failed
         self._visits_problem = ""
 
@@ -338,14 +337,11 @@ class IdentityNode(VisioNode):
                           if f.embedder and f.embedding is not None and np.size(f.embedding))
         if made_by:
             self._follow_embedder(made_by.most_common(1)[0][0])
-        if frame.track_session != self._track_session:
-            if self._track_session:
-                # A restarted detector (or a reset tracker) hands out the same ids again: the
-                # old tracks' votes must not pass to the new faces that now carry them.
-                self.get_logger().info("the detector's track ids restarted: tracks reset")
-                self._engine.reset_tracks()
-                self._track_cluster.clear()
-            self._track_session = frame.track_session
+        if self._engine.observe_session(frame.track_session):
+            # A restarted detector (or a reset tracker) hands out the same ids again: the old
+            # tracks' votes and clusters must not pass to the new faces that now carry them.
+            self.get_logger().info("the detector's track ids restarted: tracks reset")
+            self._track_cluster.clear()
         with self._lock:
             revision = self._revision  # -1: no gallery yet, every face is UNKNOWN meanwhile
         out = self._engine.process(frame.faces, t)
