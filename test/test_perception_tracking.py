@@ -93,6 +93,96 @@ def test_reset_restarts_ids():
     assert tracker.update([face(300, 300)])[0].track_id == 0
 
 
+def test_each_tracker_and_each_reset_name_a_new_session():
+    """Two trackers (two detector_node starts) and a reset hand out id 0 again, each under a
+    session of its own; updates keep the session."""
+    first: ObservationTracker[FaceObservation] = ObservationTracker(min_frames=1)
+    second: ObservationTracker[FaceObservation] = ObservationTracker(min_frames=1)
+    sessions = [first.session, second.session]
+    ids = []
+    for tracker in (first, second):
+        ids.append([tracker.update([face(10 + t, 10)])[0].track_id for t in range(3)])
+    assert [first.session, second.session] == sessions  # updates keep it
+    first.reset()
+    sessions.append(first.session)
+    ids.append([first.update([face(10 + t, 10)])[0].track_id for t in range(3)])
+    assert ids[0] == ids[1] == ids[2] and ids[0][-1] == 0  # the same numbers every run
+    assert all(sessions) and len(set(sessions)) == 3
+
+
+class FixedFaces:
+    """A face detector that finds the same faces in every image (fresh objects each call)."""
+
+    name = "fixed"
+
+    def __init__(self, *boxes: tuple[float, float]) -> None:
+        self.boxes = boxes
+
+    def detect(self, image: np.ndarray) -> list[FaceObservation]:
+        return [face(x, y) for x, y in self.boxes]
+
+
+def test_every_perceiver_frame_carries_the_session_of_its_track_ids():
+    """Detected and reused frames name the face tracker's session; a reset Perceiver and a new
+    one (a restarted detector) give the same track ids under other sessions."""
+    image = np.zeros((240, 320, 3), np.uint8)
+    config = PerceiverConfig(detect_stride=2, full_detect_interval=1, track_min_frames=1)
+    perceiver = Perceiver(config, face_detector=FixedFaces((40, 40), (200, 60)))
+    runs = []
+    for restart in ("none", "reset", "new"):
+        if restart == "reset":
+            perceiver.reset()
+        elif restart == "new":
+            perceiver = Perceiver(config, face_detector=FixedFaces((40, 40), (200, 60)))
+        frames = []
+        for i in range(4):
+            frames.append(perceiver.process(image, stamp=i / 10))
+            assert perceiver.last_detected == (i % 2 == 0)
+        sessions = {f.track_session for f in frames}
+        assert sessions == {perceiver.face_tracker.session}  # detected and reused frames
+        runs.append((next(iter(sessions)), [[x.track_id for x in f.faces] for f in frames]))
+    assert all(ids == runs[0][1] for _, ids in runs) and NO_TRACK not in runs[0][1][-1]
+    assert all(session for session, _ in runs) and len({session for session, _ in runs}) == 3
+
+
+def test_the_session_travels_in_the_perception_message():
+    """detector_node publishes a Frame's session and identity_node reads it back."""
+    pytest.importorskip("visio_memoria.msg")
+    from visio_memoria_ros.nodes.convert import frame_from_msg, frame_to_msg
+    from visio_memoria_ros.nodes.images import ImageConverter
+
+    perceiver = Perceiver(PerceiverConfig(full_detect_interval=1, track_min_frames=1),
+                          face_detector=FixedFaces((40, 40)))
+    sent = []
+    for _run in range(2):  # before and after a reset
+        msg = frame_to_msg(perceiver.process(np.zeros((240, 320, 3), np.uint8)))
+        assert msg.track_session == perceiver.face_tracker.session != ""
+        assert frame_from_msg(msg, ImageConverter()).track_session == msg.track_session
+        sent.append(msg.track_session)
+        perceiver.reset()
+    assert sent[0] != sent[1]
+
+
+def test_a_restarted_trackers_ids_make_other_memory_keys():
+    """Track 0 of a restarted tracker is stored under another key than the old track 0; within a
+    run the key stays the same."""
+    from visio_memoria_ros.memory.remember import TrackBook
+
+    book = TrackBook()
+    keys = []
+    for _run in range(2):
+        tracker: ObservationTracker[FaceObservation] = ObservationTracker(min_frames=1)
+        run_keys = set()
+        for t in range(4):
+            f = tracker.update([face(10 + t, 10)])[0]
+            if f.track_id != NO_TRACK:  # confirmed from the 2nd update on
+                run_keys.add(book.key("hall", tracker.session, f.track_id, f.bbox, float(t)))
+        assert len(run_keys) == 1 and f.track_id == 0
+        keys.append(run_keys.pop())
+    assert keys[0] != keys[1]
+    assert all(k.startswith("hall:") and k.endswith(":0") for k in keys)
+
+
 def person(x1: float, y1: float, x2: float, y2: float) -> PersonObservation:
     return PersonObservation(bbox=[x1, y1, x2, y2], score=0.9, detector="test")
 
