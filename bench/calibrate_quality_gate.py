@@ -8,9 +8,11 @@
 Every sample is a face crop as memory_node would receive it: the MTCNN detection (box,
 5 landmarks, score), the canonical aligned crop, and dlib's HOG faceness on that crop.
 
-* Positives (faces a person could recognise): the 40 BBT gallery crops; the detections in
-  street.mp4 (every ``--frame-step``-th frame, full 1920x1080, min face 20 px, score >= 0.6)
-  that ``bench/data/street_gate_labels.json`` leaves unlabelled (hand labels: the others are
+* Positives (faces a person could recognise): the BBT gallery crops in which the detector
+  finds a face (39 of the 40: it finds none in bernadette5.png, though it does in some of that
+  crop's degraded copies, which stay negatives); the detections in street.mp4 (every
+  ``--frame-step``-th frame, full 1920x1080, min face 20 px, score >= 0.6) that
+  ``bench/data/street_gate_labels.json`` leaves unlabelled (hand labels: the others are
   not_face, head_top, profile or occluded).
 * Negatives: street.mp4 detections labelled not_face or head_top; each street face detection
   again on a copy of the frame where the hair above the head covers the face (the back of

@@ -8,9 +8,11 @@ from .spec import ParamSpec
 #: The face-quality gate (perception.quality.QualityGate, one parameter per field). Defaults
 #: from `python bench/calibrate_quality_gate.py`: each threshold refuses as many negatives
 #: (non-face detections, backs of heads, blurred, dark, over-exposed and tiny copies) as it can
-#: while refusing at most 1 % of the recognisable faces (the 40 BBT gallery crops and the
-#: hand-labelled street.mp4 faces) on its own; all together they keep 160 of those 167 faces
-#: and refuse 270 of 327 negatives (the table per class is in bench/README.md).
+#: while refusing at most 1 % of the recognisable faces (39 BBT gallery crops: the detector
+#: finds no face in the 40th, bernadette5.png; and the 128 street.mp4 detections that the hand
+#: labels in bench/data/street_gate_labels.json do not mark as non-faces, tops of heads,
+#: profiles or occluded) on its own; all together they keep 160 of those 167 faces and refuse
+#: 270 of 327 negatives (the table per class is in bench/README.md).
 GATE_PARAMS: list[ParamSpec] = [
     ParamSpec("gate_min_score", 0.9, "Quality gate: lowest detector score remembered.",
               min=0.0, max=1.0),
@@ -175,7 +177,11 @@ PARAMS: list[ParamSpec] = [
         "parameters: detector score, size, pose, sharpness, exposure and dlib's HOG faceness "
         "on the aligned crop); the stored quality is then the one measured on that crop. "
         "Identification still runs on every face; only memory is gated. Refused faces are "
-        "counted per reason on /diagnostics (not_remembered_<reason>) and never stored.",
+        "counted per reason on /diagnostics (not_remembered_<reason>) and never stored. The "
+        "gate_* defaults were calibrated by `python bench/calibrate_quality_gate.py` on 167 "
+        "faces (39 BBT gallery crops, 128 street.mp4 faces; hand labels in "
+        "bench/data/street_gate_labels.json) and 327 non-faces, backs of heads and degraded "
+        "crops; the table is in bench/README.md.",
     ),
     *GATE_PARAMS,
     ParamSpec(
