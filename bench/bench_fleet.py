@@ -19,7 +19,12 @@ a random unit centre plus noise). For each size N:
 Then **sighting writes per second** with 1, 2 and 4 robots writing at once (one process each,
 its own connection and robot id): visit updates of 20 persons each, and every 5th sighting an
 unknown face (incremental clustering included), for ``--seconds`` each; SQLite with one writer
-for comparison.
+for comparison. ``writes_per_s`` is the total of all robots writing at once (also given per
+robot). The writers run with memory_node's default ``synchronous: FULL`` (every commit waits
+until the server has flushed it); ``--synchronous NORMAL`` measures the faster setting that may
+lose the last commits on a power loss (PostgreSQL: ``synchronous_commit = off``).
+
+    python bench/bench_fleet.py --sizes "" --out bench/results/bench_fleet_writers.json
 
 Without ``--url`` a PostgreSQL 16 + pgvector server from the ``pgserver`` wheel is started in a
 temporary folder (unix socket, this machine only) and deleted afterwards.
@@ -246,14 +251,13 @@ def run_size(server: Server, n: int, args: argparse.Namespace) -> dict[str, obje
     return out
 
 
-def _writer(url: str, robot: str, seconds: float, start, counts) -> None:
+def _writer(url: str, options: StoreOptions, seconds: float, start, counts) -> None:
     """One robot: visit updates of its 20 persons, every 5th sighting an unknown face."""
+    robot = options.robot_id
     if url.startswith("postgresql://") or url.startswith("postgres://"):
-        store = PostgresStore(url, StoreOptions(robot_id=robot, synchronous="NORMAL",
-                                                cluster=ClusterParams(0.9, 3)))
+        store: PostgresStore | SQLiteStore = PostgresStore(url, options)
     else:
-        store = SQLiteStore(url, StoreOptions(robot_id=robot, synchronous="NORMAL",
-                                              cluster=ClusterParams(0.9, 3)))
+        store = SQLiteStore(url, options)
     persons = [store.create_person(f"{robot} person {i}").person_id for i in range(20)]
     rng = np.random.default_rng(abs(hash(robot)) % 2**32)
     faces = unit(rng.standard_normal((50, 128), dtype=np.float32))
@@ -270,11 +274,13 @@ def _writer(url: str, robot: str, seconds: float, start, counts) -> None:
     store.close()
 
 
-def run_writers(url: str, robots: int, seconds: float) -> dict[str, object]:
-    """Sighting writes per second with ``robots`` processes writing at once."""
+def run_writers(url: str, robots: int, seconds: float, synchronous: str) -> dict[str, object]:
+    """Sighting writes per second with ``robots`` processes writing at once (total of all)."""
     ctx = multiprocessing.get_context("spawn")
     start, counts = ctx.Barrier(robots + 1), ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(url, f"robot{i + 1}", seconds, start, counts))
+    procs = [ctx.Process(target=_writer, args=(
+        url, StoreOptions(robot_id=f"robot{i + 1}", synchronous=synchronous,
+                          cluster=ClusterParams(0.9, 3)), seconds, start, counts))
              for i in range(robots)]
     for p in procs:
         p.start()
@@ -282,8 +288,9 @@ def run_writers(url: str, robots: int, seconds: float) -> dict[str, object]:
     total = sum(counts.get(timeout=seconds + 300) for _ in procs)
     for p in procs:
         p.join()
-    return {"robots": robots, "seconds": seconds, "writes": total,
+    return {"robots": robots, "seconds": seconds, "synchronous": synchronous, "writes": total,
             "writes_per_s": round(total / seconds, 1),
+            "writes_per_s_per_robot": round(total / seconds / robots, 1),
             "load_avg_1min": round(os.getloadavg()[0], 2)}
 
 
@@ -296,6 +303,9 @@ def main() -> None:
     ap.add_argument("--ef-search", default="40,100")
     ap.add_argument("--writers", default="1,2,4")
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--synchronous", default=StoreOptions().synchronous,
+                    choices=["FULL", "NORMAL"], help="the writers' store setting; default: "
+                    "memory_node's (FULL)")
     ap.add_argument("--url", default="", help="a server of your own (a user who may create "
                     "databases); default: a pgserver one in a temporary folder")
     ap.add_argument("--seed", type=int, default=0)
@@ -317,13 +327,14 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             report["sizes"].append(row)  # type: ignore[union-attr]
         for k in [int(x) for x in args.writers.split(",") if x]:
-            row = {"backend": "postgresql", **run_writers(server.database(), k, args.seconds)}
+            row = {"backend": "postgresql",
+                   **run_writers(server.database(), k, args.seconds, args.synchronous)}
             print(json.dumps(row), flush=True)
             report["writers"].append(row)  # type: ignore[union-attr]
         if args.writers:
             with tempfile.TemporaryDirectory() as tmp:
                 row = {"backend": "sqlite", **run_writers(str(Path(tmp) / "m.db"), 1,
-                                                          args.seconds)}
+                                                          args.seconds, args.synchronous)}
             print(json.dumps(row), flush=True)
             report["writers"].append(row)  # type: ignore[union-attr]
     finally:
