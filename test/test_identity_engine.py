@@ -447,3 +447,54 @@ def test_a_new_tracker_session_starts_the_same_track_ids_afresh() -> None:
     first, said = outcomes[True]
     assert first[0][0] is not Status.KNOWN and first[0][1] == ""
     assert first[1] == (Status.UNKNOWN, "") and said == ["Hello, stranger."]
+
+
+def _one_vector_per_person(rng: np.random.Generator) -> tuple[list[GalleryEntry], np.ndarray]:
+    """A gallery of one vector per person: a face's score for a person is its cosine to it."""
+    c = centres(len(NAMES), 128, rng)
+    return [GalleryEntry(p, p, NAMES[p], c[p], EMB) for p in range(len(NAMES))], c
+
+
+def _maybe_engine(seed: int) -> tuple[IdentityEngine, np.ndarray, np.random.Generator]:
+    rng = np.random.default_rng(seed)
+    entries, c = _one_vector_per_person(rng)
+    engine = IdentityEngine(_config(min_votes=2, aggregate="max"))
+    engine.load_gallery(entries)
+    return engine, c, rng
+
+
+def test_a_face_in_the_uncertain_band_of_a_person_is_offered_as_maybe_that_person() -> None:
+    """Between reject (0.921) and accept (0.941) to Alex: never KNOWN, each new face carries
+    Alex as its candidate with its own similarity to him."""
+    engine, c, rng = _maybe_engine(20)
+    for step in range(3):
+        face = with_similarity(c[0], 0.93, rng)
+        assert (c[1:] @ face).max() < DLIB_THRESHOLDS.reject  # nobody else is near
+        d = engine.process([_face(1, face)], 0.1 * step).decisions[0]
+        assert d.status is Status.UNCERTAIN and d.new_evidence
+        assert (d.candidate_person_id, d.person_id, d.name) == (0, -1, "")
+        assert d.candidate_similarity == pytest.approx(0.93, abs=1e-4)
+
+
+def test_a_face_below_reject_to_everybody_has_no_candidate() -> None:
+    engine, c, rng = _maybe_engine(21)
+    for step in range(3):
+        face = with_similarity(c[0], 0.90, rng)  # Alex is the nearest, below reject
+        assert (c @ face).max() < DLIB_THRESHOLDS.reject
+        d = engine.process([_face(1, face)], 0.1 * step).decisions[0]
+        # the first face is UNCERTAIN (one vote), yet not like anybody: no candidate either
+        assert d.status is not Status.KNOWN and d.new_evidence
+        assert d.candidate_person_id == -1 and np.isnan(d.candidate_similarity)
+    assert d.status is Status.UNKNOWN
+
+
+def test_a_known_face_has_no_candidate_although_it_reaches_reject() -> None:
+    """The first face of Alex's track is not KNOWN yet (one vote of two) and is offered as
+    maybe Alex; once the track is KNOWN its faces carry no candidate."""
+    engine, c, rng = _maybe_engine(22)
+    decided = [engine.process([_face(1, with_similarity(c[0], 0.97, rng))], 0.1 * step)
+               .decisions[0] for step in range(3)]
+    assert decided[0].status is Status.UNCERTAIN and decided[0].candidate_person_id == 0
+    for d in decided[1:]:
+        assert d.status is Status.KNOWN and d.name == "Alex" and d.new_evidence
+        assert d.candidate_person_id == -1 and np.isnan(d.candidate_similarity)
