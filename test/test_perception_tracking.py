@@ -278,3 +278,46 @@ def test_detection_stride_reuses_last_detection_between_detections(mtcnn, asset_
     # a different image size forces a detection even inside the stride
     perceiver.process(seq[0][:300, :500])
     assert perceiver.last_detected and counting.calls == 4
+
+
+def test_a_still_photo_is_not_tracked_even_by_a_tracker_that_knows_its_faces():
+    """process(track=False), as the pipeline runs still photos: every face and person is
+    untracked, also right after frames that confirmed tracks at exactly those boxes."""
+    image = np.zeros((480, 640, 3), np.uint8)
+    config = PerceiverConfig(full_detect_interval=1, track_min_frames=1,
+                             person_backend="face_extrapolated")
+    perceiver = Perceiver(config, face_detector=FixedFaces((40, 40), (300, 60)))
+    tracked = [perceiver.process(image, stamp=i / 10) for i in range(3)][-1]
+    assert NO_TRACK not in [f.track_id for f in tracked.faces]
+    assert {p.face_track_id for p in tracked.persons} == {f.track_id for f in tracked.faces}
+    still = perceiver.process(image, stamp=0.3, track=False)
+    assert [f.track_id for f in still.faces] == [NO_TRACK, NO_TRACK]
+    assert len(still.persons) == 2
+    assert {(p.track_id, p.face_track_id) for p in still.persons} == {(NO_TRACK, NO_TRACK)}
+
+
+def test_still_photos_never_load_the_tracker(tmp_path):
+    """The CLI's still path (identify on photos) pays no import of ByteTrack's packages."""
+    import subprocess
+    import sys
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.full((120, 160, 3), 90, np.uint8))
+    code = (
+        "import sys\n"
+        "from visio_memoria_ros.config import NODE_PARAMS\n"
+        "from visio_memoria_ros.pipeline import Pipeline, load_image\n"
+        "d = {s.name: s.default for s in NODE_PARAMS['detector_node']}\n"
+        "pipe = Pipeline.from_params(d, None, still=True)\n"
+        f"pipe.detect(load_image({str(photo)!r}))\n"
+        "loaded = [m for m in ('trackers', 'supervision', 'scipy.optimize') if m in sys.modules]\n"
+        "print('loaded:', loaded)\n"
+        "pipe.start(still=False)\n"
+        f"pipe.detect(load_image({str(photo)!r}))\n"
+        "print('video:', 'trackers' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "loaded: []" in out.stdout, out.stdout
+    assert "video: True" in out.stdout, out.stdout

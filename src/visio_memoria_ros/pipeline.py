@@ -9,10 +9,11 @@ calibrates is what greets people.
 
 Two ways to feed it, an explicit choice of the caller:
 
-* ``still=True`` (photos, enrolment, evaluation): every image is independent. Tracking state
-  is reset before each image, every face with an aligned crop is embedded (a face seen once is
-  "new" to the embed policy anyway), and identity is decided per face from its own embedding,
-  as identity_node decides an untracked face. ``pad_retry``: a photo that is only a face (a
+* ``still=True`` (photos, enrolment, evaluation): every image is independent. No tracker runs
+  (every face is untracked), the detection schedule is reset before each image, every face
+  with an aligned crop is embedded (a face seen once is "new" to the embed policy anyway), and
+  identity is decided per face from its own embedding, as identity_node decides an untracked
+  face. ``pad_retry``: a photo that is only a face (a
   passport-style crop, the BBT gallery crops) often defeats detectors that need some context;
   when nothing is found the image is detected again padded with a black border of
   ``pad_retry`` x its longer side on every side (boxes and landmarks mapped back and clipped,
@@ -248,7 +249,7 @@ class Pipeline:
         if not self.still:
             return self.perceiver.process(image, stamp=stamp)
         self.perceiver.reset()
-        frame = self.perceiver.process(image, stamp=stamp)
+        frame = self.perceiver.process(image, stamp=stamp, track=False)
         if frame.faces or self.pad_retry <= 0:
             return frame
         frame.faces = self._detect_padded(image, stamp)
@@ -288,7 +289,7 @@ class Pipeline:
         pad = max(1, round(self.pad_retry * max(h, w)))
         padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
         self.perceiver.reset()
-        faces = self.perceiver.process(padded, stamp=stamp).faces
+        faces = self.perceiver.process(padded, stamp=stamp, track=False).faces
         self.perceiver.reset()
         out = []
         for f in faces:

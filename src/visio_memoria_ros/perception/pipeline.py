@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..core.face_crop import align_face
-from ..core.types import FaceObservation, Frame, PersonObservation
+from ..core.types import NO_TRACK, FaceObservation, Frame, PersonObservation
 from .faces import FACE_BACKENDS, FaceDetector, HaarFaceDetector, create_face_detector
 from .image import DEFAULT_MAX_INPUT_SIDE, cap_size, to_rgb_uint8
 from .persons import PERSON_BACKENDS, PersonDetector, create_person_detector, scene_crop
@@ -221,8 +221,13 @@ class Perceiver:
         self._last = None
         self._skip_left = 0
 
-    def process(self, image: np.ndarray, *, stamp: float = 0.0, frame_id: str = "") -> Frame:
-        """Perceive one RGB image (see ``to_rgb_uint8`` for accepted inputs) into a Frame."""
+    def process(self, image: np.ndarray, *, stamp: float = 0.0, frame_id: str = "",
+                track: bool = True) -> Frame:
+        """Perceive one RGB image (see ``to_rgb_uint8`` for accepted inputs) into a Frame.
+
+        ``track=False`` (a still photo, independent of any other image): no tracker runs, so
+        every face and person is untracked (``NO_TRACK``) and no person is linked to a face.
+        """
         t_start = time.perf_counter()
         times = dict.fromkeys(STAGES, 0.0)
         rgb = to_rgb_uint8(image)
@@ -250,7 +255,11 @@ class Perceiver:
 
         faces = self._detect_faces(work)
         t = _lap(times, "faces", t)
-        self.face_tracker.update(faces)
+        if track:
+            self.face_tracker.update(faces)
+        else:
+            for f in faces:
+                f.track_id = NO_TRACK
         self._remember(faces)
         t = _lap(times, "face_tracking", t)
         if self.config.face_crops:
@@ -263,10 +272,14 @@ class Perceiver:
         if self.person_detector is not None:
             persons = self.person_detector.detect(work, faces)
             t = _lap(times, "persons", t)
-            self.person_tracker.update(persons)
-            link_faces_to_persons(
-                faces, persons, upper_fraction=self.config.face_person_upper_fraction
-            )
+            if track:
+                self.person_tracker.update(persons)
+                link_faces_to_persons(
+                    faces, persons, upper_fraction=self.config.face_person_upper_fraction
+                )
+            else:
+                for p in persons:
+                    p.track_id = p.face_track_id = NO_TRACK
             t = _lap(times, "person_tracking", t)
             if self.config.scene_crops:
                 for p in persons:

@@ -20,10 +20,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ..core.types import NO_TRACK, FaceObservation, PersonObservation
 
@@ -44,9 +43,9 @@ class ObservationTracker(Generic[Obs]):
         match_iou: float = 0.2,
         min_frames: int = 2,
     ) -> None:
-        """Create an empty tracker (see the module docstring for the id rules)."""
-        from trackers import ByteTrackTracker
-
+        """Create an empty tracker (see the module docstring for the id rules). ByteTrack (and
+        the ``trackers`` package, with supervision and scipy) loads on the first ``update``:
+        still photos, which are never tracked, do not pay for its import."""
         if track_buffer < 0 or min_frames < 1:
             raise ValueError("track_buffer must be >= 0 and min_frames >= 1")
         self._kwargs = {
@@ -57,7 +56,7 @@ class ObservationTracker(Generic[Obs]):
             "minimum_iou_threshold": float(match_iou),
             "minimum_consecutive_frames": int(min_frames),
         }
-        self._tracker = ByteTrackTracker(**self._kwargs)
+        self._tracker: Any = None
         #: Names this run of track ids (new after ``reset``); unique across processes.
         self.session = new_session()
 
@@ -74,6 +73,10 @@ class ObservationTracker(Generic[Obs]):
             )
         else:
             detections = sv.Detections.empty()
+        if self._tracker is None:
+            from trackers import ByteTrackTracker
+
+            self._tracker = ByteTrackTracker(**self._kwargs)
         tracked = self._tracker.update(detections)
         for o in obs:
             o.track_id = NO_TRACK
@@ -84,7 +87,8 @@ class ObservationTracker(Generic[Obs]):
 
     def reset(self) -> None:
         """Forget every track and restart ids from 0 (under a new ``session``)."""
-        self._tracker.reset()
+        if self._tracker is not None:
+            self._tracker.reset()
         self.session = new_session()
 
 
@@ -117,6 +121,8 @@ def associate_faces_to_persons(
     feasible = (cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y1 + upper_fraction * bh)
     if not feasible.any():
         return []
+    from scipy.optimize import linear_sum_assignment
+
     head_x, head_y = 0.5 * (x1 + x2), y1 + 0.1 * bh
     cost = np.hypot(cx - head_x, cy - head_y) / bw
     big = 1e6
