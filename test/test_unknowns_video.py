@@ -9,7 +9,8 @@ separate processes; the test publishes the frames as a live camera would.
 Afterwards every stored unknown face is traced back to the frame and box it came from (the
 identity message that carried its embedding) and so to the person whose face centre lies in
 that box, or to nobody. Checked: no stored unknown is a non-face (nobody's face centre in the
-box, or the back of a head); every cluster holds one person (purity >= 0.98). Printed: those
+box, or the back of a head); every cluster holds one person (purity >= 0.98); no face of an
+enrolled person is kept as a stranger (only as "maybe <name>?", if at all). Printed: those
 numbers, and how many faces of the enrolled people were kept as strangers or as
 "maybe <name>?".
 
@@ -164,6 +165,8 @@ def test_every_stored_unknown_is_a_face_and_every_cluster_one_person(ros, launch
     assert not non_faces, f"non-face crops stored: {non_faces}"
     assert members, "no cluster formed: the purity would say nothing"
     assert purity >= 0.98, {cid: dict(c) for cid, c in members.items()}
+    assert not strangers_enrolled, ("faces of enrolled people kept as strangers",
+                                    [(i, truth[i]) for i in strangers_enrolled])
 
 
 def _image(rgb: np.ndarray, stamp: float) -> Image:
