@@ -69,6 +69,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "processes_torch_1_thread": {"single_process": False,
                                  "params": {"detector_node": {"torch_threads": 1},
                                             "embedding_node": {"torch_threads": 1}}},
+    # torch's own default (one thread per core) instead of the automatic 1 per node process
+    "processes_torch_2_threads": {"single_process": False,
+                                  "params": {"detector_node": {"torch_threads": 2},
+                                             "embedding_node": {"torch_threads": 2}}},
     "one_process_torch_1_thread": {"single_process": True,
                                    "params": {"detector_node": {"torch_threads": 1},
                                               "embedding_node": {"torch_threads": 1}}},

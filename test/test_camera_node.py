@@ -206,7 +206,7 @@ import rclpy
 from rclpy.node import Node
 from visio_memoria_ros.nodes.startup import run_node
 
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 
 def factory():
     node = Node("starting_node")
@@ -216,14 +216,14 @@ def factory():
         rclpy.shutdown()  # what rclpy's SIGINT handler does while the start-up blocks in C
     raise RuntimeError("failed to create timer: the given context is not valid")
 
-spin_once = MultiThreadedExecutor.spin_once
+spin_once = SingleThreadedExecutor.spin_once
 
 def signalled_spin_once(self, timeout_sec=None):
     rclpy.shutdown()  # the SIGINT lands between rclpy.ok() and the wait
     spin_once(self, timeout_sec)
     print("spin_once did not fail")
 
-MultiThreadedExecutor.spin_once = signalled_spin_once
+SingleThreadedExecutor.spin_once = signalled_spin_once
 run_node(factory, args=[])
 print("clean exit")
 """

@@ -45,7 +45,9 @@ TORCH_THREADS = ParamSpec(
     "torch_threads",
     0,
     "CPU threads torch uses in this process (torch.set_num_threads at start; embedding_node "
-    "gives onnxruntime as many); 0 = leave the default. Per node: each process has its own.",
+    "gives onnxruntime as many). 0 = automatic: 1 in a node (its heavy work is serial and the "
+    "other nodes share the CPU: more threads spin against them), torch's default (one per "
+    "core) in the CLI.",
     min=0,
     max=256,
     read_only=True,

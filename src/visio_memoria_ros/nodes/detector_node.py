@@ -22,7 +22,7 @@ from .images import ImageConverter, subscribe_image
 from .params import VisioNode
 from .qos import RELIABLE_QOS
 from .stamps import stamp_to_s
-from .startup import NodeStartupError, run_node
+from .startup import NodeStartupError, node_torch_threads, run_node
 from .worker import FrameWorker
 
 
@@ -32,7 +32,8 @@ class DetectorNode(VisioNode):
     def __init__(self) -> None:
         super().__init__("detector_node", detector_params.PARAMS)
         try:
-            self._perceiver = Perceiver.from_params(self.params)
+            self._perceiver = Perceiver.from_params(
+                {**self.params, "torch_threads": node_torch_threads(self.params["torch_threads"])})
         except (FileNotFoundError, ValueError, ImportError) as exc:
             raise NodeStartupError(str(exc)) from exc
         self._lock = threading.Lock()  # the Perceiver (tracker state) is not thread-safe

@@ -27,7 +27,7 @@ from .images import ImageConverter
 from .params import VisioNode
 from .qos import RELIABLE_QOS
 from .stamps import stamp_to_s
-from .startup import NodeStartupError, run_node
+from .startup import NodeStartupError, node_torch_threads, run_node
 from .worker import FrameWorker
 
 
@@ -36,7 +36,7 @@ class EmbeddingNode(VisioNode):
 
     def __init__(self) -> None:
         super().__init__("embedding_node", embedding_params.PARAMS)
-        p = self.params
+        p = {**self.params, "torch_threads": node_torch_threads(self.params["torch_threads"])}
         if p["torch_threads"] > 0:
             import torch
 

@@ -20,6 +20,7 @@ The process ends when one node asks to (camera_node at the end of its source wit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import signal
 import sys
@@ -27,7 +28,12 @@ import threading
 from collections.abc import Callable, Sequence
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import (
+    Executor,
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
 from rclpy.node import Node
 
 from .logging_bridge import route_library_logging
@@ -61,6 +67,17 @@ def node_factory(name: str) -> Callable[[], Node]:
     return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
 
 
+#: Nodes whose callbacks wait (memory_node re-sends a service reply for up to 5 s): they spin
+#: in a multi-threaded executor of their own, so they never hold up the other nodes.
+WAITING_NODES = frozenset({"memory_node"})
+
+
+def _spin(executor: Executor) -> None:
+    """Spin ``executor`` until it or the context is shut down (a background thread's loop)."""
+    with contextlib.suppress(KeyboardInterrupt, ExternalShutdownException):
+        executor.spin()
+
+
 def run_nodes(names: Sequence[str], threads: int = 0) -> int:
     """Build the nodes in order and spin them together until one asks to exit; return the code.
 
@@ -70,7 +87,9 @@ def run_nodes(names: Sequence[str], threads: int = 0) -> int:
     log = rclpy.logging.get_logger("visio_memoria")
     nodes: list[Node] = []
     code = 0
-    executor = MultiThreadedExecutor(num_threads=threads or max(4, 2 * len(names)))
+    executor = SingleThreadedExecutor()
+    waiting = MultiThreadedExecutor(num_threads=threads or 3)
+    spinner: threading.Thread | None = None
     try:
         for name in names:
             try:
@@ -83,7 +102,11 @@ def run_nodes(names: Sequence[str], threads: int = 0) -> int:
                 log.fatal(f"{name} cannot start: {exc}")
                 return 1
             nodes.append(node)
-            executor.add_node(node)
+            (waiting if name in WAITING_NODES else executor).add_node(node)
+        if waiting.get_nodes():
+            spinner = threading.Thread(target=_spin, args=(waiting,), name="waiting_nodes",
+                                       daemon=True)
+            spinner.start()
         log.info(f"running {', '.join(names)} in one process")
         while rclpy.ok():
             codes = [c for c in (getattr(n, "exit_code", None) for n in nodes) if c is not None]
@@ -101,6 +124,9 @@ def run_nodes(names: Sequence[str], threads: int = 0) -> int:
             if callable(close):
                 close()
         executor.shutdown()
+        waiting.shutdown()
+        if spinner is not None:
+            spinner.join(timeout=5.0)
         for node in reversed(nodes):
             node.destroy_node()
     return code

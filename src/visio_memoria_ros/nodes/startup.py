@@ -15,18 +15,42 @@ import threading
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
 from rclpy.node import Node
 
 from .logging_bridge import route_library_logging
+
+
+def node_torch_threads(value: int) -> int:
+    """torch's CPU threads for a node's ``torch_threads`` parameter: the value when set (> 0),
+    else (0, automatic) 1.
+
+    A node's own heavy work is serial (detector_node's detect step sets the graph's frame rate)
+    and other nodes share the CPU, so intra-op threads spin against them instead of helping.
+    The graph on street.mp4 with a 30 Hz camera, 2 cores (``bench/bench_graph.py``): one
+    process per node 11.6-12.0 frames/s with 1 thread against 10.0-10.8 with torch's default of
+    2; ``single_process:=true`` 7.95 against 6.55. The CLI, one process with the CPU to itself,
+    keeps torch's default.
+    """
+    return int(value) if value > 0 else 1
 
 
 class NodeStartupError(RuntimeError):
     """A node cannot start (missing model, bad parameter); the message says what to fix."""
 
 
-def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads: int = 2) -> None:
+def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads: int = 1) -> None:
     """Init rclpy, build the node, spin until shutdown; exit 1 with one clear line on failure.
+
+    ``threads`` 1 (every node but memory_node): a single-threaded executor. The nodes' callbacks
+    only hand work to their worker threads, and rclpy's MultiThreadedExecutor costs far more:
+    with it the whole graph ran at 5.4 frames/s on this 2-core CPU, with a single-threaded one
+    at 13.4 (``bench/bench_graph.py``; detector_node's executor competed with its worker for
+    the GIL). A node whose callbacks wait (memory_node's service replies) asks for more.
 
     A node ends itself (e.g. the camera at the end of a file) with ``request_exit(code)``.
     """
@@ -50,7 +74,8 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
         rclpy.try_shutdown()
         return
     code = 0
-    executor = MultiThreadedExecutor(num_threads=threads)
+    executor = (SingleThreadedExecutor() if threads <= 1
+                else MultiThreadedExecutor(num_threads=threads))
     executor.add_node(node)
     try:
         while rclpy.ok() and getattr(node, "exit_code", None) is None:
