@@ -1,4 +1,4 @@
-"""visio_memoria_node: the chosen nodes of the graph in one process, one multi-threaded executor.
+"""visio_memoria_node: the chosen nodes of the graph in one process.
 
     visio_memoria_node [--nodes camera_node,detector_node,...] --ros-args [--params-file F]
         [-r __ns:=/robot1] [-r image_raw:=/camera/image] [--log-level info]
@@ -10,7 +10,10 @@ namespace apply to all of them, as they would to each process. What changes: tor
 models' libraries and rclpy are loaded once instead of once per node (the graph's resident
 memory), and messages between these nodes stay inside the process (still serialised through
 DDS's intra-host transport, so the same QoS applies). Each node keeps its own worker thread;
-the executor only runs callbacks.
+the executors only run callbacks: one single-threaded executor for every node but memory_node,
+whose service callbacks may wait and which spins in a multi-threaded executor of its own
+(rclpy's multi-threaded executor for all of them spent the GIL the workers need: 3.65 against
+6.6 frames/s in ``bench/bench_graph.py --configs one_process``).
 
 The process ends when one node asks to (camera_node at the end of its source with
 ``on_source_end: shutdown``: exit 0) or fails to start (exit 1, naming the node), so launch's
@@ -141,7 +144,8 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--nodes", default=",".join(NODES),
                         help=f"comma-separated nodes to run (default: all: {', '.join(NODES)})")
     parser.add_argument("--threads", type=int, default=0,
-                        help="executor threads (default: 2 per node, at least 4)")
+                        help="threads of memory_node's executor (default 3); the other nodes share "
+                             "one single-threaded executor")
     options = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
     try:
         names = parse_nodes(options.nodes)
