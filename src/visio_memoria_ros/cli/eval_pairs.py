@@ -117,6 +117,11 @@ def _read_pairs(csv_path: str, images_dir: str) -> list[Pair]:
     return rows
 
 
+def _identities(rows: Sequence[Pair]) -> list[str]:
+    """The identities (folders) of the pairs' images, sorted."""
+    return sorted({w for p in rows for w in (p.who_a, p.who_b) if w is not None})
+
+
 def _names(text: str | None) -> list[str]:
     return [s.strip() for s in (text or "").split(",") if s.strip()]
 
@@ -137,9 +142,8 @@ def _split(args: argparse.Namespace, rows: Sequence[Pair]) -> tuple[list[str], l
                 "different-person pair lies in one folder"
             raise CliError(f"cannot calibrate: line {p.line}: a {kind} {p.who_a}, {p.who_b}: "
                            "the folders under --images are not one per person")
-    pool = sorted({w for p in rows for w in (p.who_a, p.who_b) if w is not None})
     try:
-        cal_ids, test_ids = split_identities(pool, _names(args.calibrate_on) or None)
+        cal_ids, test_ids = split_identities(_identities(rows), _names(args.calibrate_on) or None)
     except CalibrationError as exc:
         if args.calibrate_on:
             raise UsageError(f"--calibrate-on: {exc}") from exc
@@ -181,7 +185,7 @@ def cmd_eval_pairs(args: argparse.Namespace) -> int:
     if args.target_far is not None:
         cal_ids, test_ids = _split(args, rows)
     elif all(p.who_a is not None and p.who_b is not None for p in rows):
-        test_ids = sorted({w for p in rows for w in (p.who_a, p.who_b) if w is not None})
+        test_ids = _identities(rows)
     else:
         test_ids = []
     pipe = build_pipeline(args, embed=True)
@@ -200,7 +204,8 @@ def cmd_eval_pairs(args: argparse.Namespace) -> int:
     accept, reject, calibration = th.accept, th.reject, None
     if cal_ids and evaluated:
         _check_halves(evaluated, cal_ids, test_ids, " among the pairs that gave faces")
-        halves = {r.line: _half(r, set(cal_ids), set(test_ids)) for r in evaluated}
+        cal_set, test_set = set(cal_ids), set(test_ids)
+        halves = {r.line: _half(r, cal_set, test_set) for r in evaluated}
         cal_rows = [r for r in evaluated if halves[r.line] == "cal"]
         try:
             cal = recommend_thresholds([sim[r.line] for r in cal_rows if r.same],
