@@ -148,6 +148,10 @@ def _fields(msg: Any) -> dict[str, Any]:
 class MemoryNode(VisioNode):
     """Adapter between the identity/activity topics, the services and the memory store."""
 
+    #: Its service callbacks may wait (a reply re-sent for up to 5 s) while the control timers
+    #: and the sightings must go on: a multi-threaded executor, in its own process or not.
+    EXECUTOR_THREADS = 3
+
     def __init__(self) -> None:
         super().__init__("memory_node", memory_params.PARAMS, cross_check=check_store_options)
         # A server that cannot be reached yet is retried with back-off, not a crash loop.
@@ -864,4 +868,4 @@ class MemoryNode(VisioNode):
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of the memory_node executable."""
-    run_node(MemoryNode, args, threads=3)
+    run_node(MemoryNode, args, threads=MemoryNode.EXECUTOR_THREADS)

@@ -70,11 +70,6 @@ def node_factory(name: str) -> Callable[[], Node]:
     return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
 
 
-#: Nodes whose callbacks wait (memory_node re-sends a service reply for up to 5 s): they spin
-#: in a multi-threaded executor of their own, so they never hold up the other nodes.
-WAITING_NODES = frozenset({"memory_node"})
-
-
 def _spin(executor: Executor) -> None:
     """Spin ``executor`` until it or the context is shut down (a background thread's loop)."""
     with contextlib.suppress(KeyboardInterrupt, ExternalShutdownException):
@@ -91,7 +86,7 @@ def run_nodes(names: Sequence[str], threads: int = 0) -> int:
     nodes: list[Node] = []
     code = 0
     executor = SingleThreadedExecutor()
-    waiting = MultiThreadedExecutor(num_threads=threads or 3)
+    waiting: MultiThreadedExecutor | None = None  # for a node whose callbacks wait
     spinner: threading.Thread | None = None
     try:
         for name in names:
@@ -105,8 +100,16 @@ def run_nodes(names: Sequence[str], threads: int = 0) -> int:
                 log.fatal(f"{name} cannot start: {exc}")
                 return 1
             nodes.append(node)
-            (waiting if name in WAITING_NODES else executor).add_node(node)
-        if waiting.get_nodes():
+            wants = int(getattr(node, "EXECUTOR_THREADS", 1))
+            if wants > 1:
+                # memory_node: a multi-threaded executor of its own (as in its own process),
+                # so its waiting callbacks never hold up the other nodes
+                if waiting is None:
+                    waiting = MultiThreadedExecutor(num_threads=threads or wants)
+                waiting.add_node(node)
+            else:
+                executor.add_node(node)
+        if waiting is not None:
             spinner = threading.Thread(target=_spin, args=(waiting,), name="waiting_nodes",
                                        daemon=True)
             spinner.start()
@@ -127,7 +130,8 @@ def run_nodes(names: Sequence[str], threads: int = 0) -> int:
             if callable(close):
                 close()
         executor.shutdown()
-        waiting.shutdown()
+        if waiting is not None:
+            waiting.shutdown()
         if spinner is not None:
             spinner.join(timeout=5.0)
         for node in reversed(nodes):
